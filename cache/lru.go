@@ -1,0 +1,118 @@
+package cache
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// ErrSize is returned by [New] for a size that is not positive.
+var ErrSize = errors.New("cache: size must be positive")
+
+// Option configures an [LRU].
+type Option func(*config)
+
+type config struct {
+	now func() time.Time
+}
+
+// WithClock sets the clock used to decide whether an entry has expired.
+// Default: [time.Now]. Tests use it to move time without sleeping.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) {
+		if now != nil {
+			c.now = now
+		}
+	}
+}
+
+type entry[V any] struct {
+	val     V
+	expires time.Time
+}
+
+// LRU is a fixed-size least-recently-used cache whose entries each expire at
+// their own time. An entry is returned by [LRU.Get] strictly before its expiry
+// and never at or after it.
+//
+// The zero value is not usable; create one with [New]. An LRU is safe for
+// concurrent use by multiple goroutines.
+type LRU[K comparable, V any] struct {
+	now func() time.Time
+
+	mu  sync.Mutex // guards lru
+	lru *simplelru.LRU[K, entry[V]]
+}
+
+// New returns an LRU that holds at most size entries. It returns [ErrSize]
+// when size is not positive.
+func New[K comparable, V any](size int, opts ...Option) (*LRU[K, V], error) {
+	if size <= 0 {
+		return nil, ErrSize
+	}
+	cfg := config{now: time.Now}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	l, err := simplelru.NewLRU[K, entry[V]](size, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &LRU[K, V]{now: cfg.now, lru: l}, nil
+}
+
+// Get returns the value stored under key and marks it recently used. It
+// reports false when there is no entry or the entry has expired; an expired
+// entry is removed.
+func (c *LRU[K, V]) Get(key K) (v V, ok bool) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.lru.Get(key)
+	if !ok {
+		return v, false
+	}
+	if !now.Before(e.expires) {
+		c.lru.Remove(key)
+		return v, false
+	}
+	return e.val, true
+}
+
+// Add stores value under key until expires, replacing any previous entry and
+// evicting the least recently used entry when the cache is full. It reports
+// whether an entry was evicted. An expiry that is not in the future stores
+// nothing and removes any previous entry for key.
+func (c *LRU[K, V]) Add(key K, value V, expires time.Time) (evicted bool) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !now.Before(expires) {
+		c.lru.Remove(key)
+		return false
+	}
+	return c.lru.Add(key, entry[V]{val: value, expires: expires})
+}
+
+// Remove deletes the entry for key, if any, and reports whether there was one.
+func (c *LRU[K, V]) Remove(key K) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Remove(key)
+}
+
+// Len returns the number of entries, including expired entries not yet removed.
+func (c *LRU[K, V]) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len()
+}
+
+// Purge removes every entry.
+func (c *LRU[K, V]) Purge() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lru.Purge()
+}

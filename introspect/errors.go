@@ -1,0 +1,81 @@
+package introspect
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+var (
+	// ErrInactive means the authorization server reported the token as not
+	// active: expired, revoked, unknown, or not issued for this client.
+	ErrInactive = errors.New("introspect: token is not active")
+
+	// ErrUnavailable means no answer could be had from the authorization
+	// server: a network error, a timeout, a 5xx or 429 status, or a body
+	// that is not a valid introspection response. Retrying later may help.
+	ErrUnavailable = errors.New("introspect: authorization server unavailable")
+
+	// ErrClientAuth means the authorization server refused to authenticate
+	// this client (401, or error invalid_client or unauthorized_client): a
+	// configuration error, such as a wrong or deleted key, that retrying
+	// does not fix.
+	ErrClientAuth = errors.New("introspect: client authentication rejected")
+)
+
+// Error is an error response from the introspection endpoint (RFC 6749 §5.2
+// body, any non-200 status). errors.Is reports it as [ErrUnavailable] for a
+// 5xx or 429 status and as [ErrClientAuth] for a refused client.
+type Error struct {
+	StatusCode  int
+	Code        string        // "error" of the body, if any
+	Description string        // "error_description" of the body, if any
+	RetryAfter  time.Duration // from a Retry-After header; 0 if none
+}
+
+func (e *Error) Error() string {
+	msg := "introspect: " + strconv.Itoa(e.StatusCode) + " " + http.StatusText(e.StatusCode)
+	if e.Code != "" {
+		msg += ": " + e.Code
+	}
+	if e.Description != "" {
+		msg += ": " + strconv.Quote(e.Description)
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrUnavailable) and errors.Is(err, ErrClientAuth)
+// classify the response.
+func (e *Error) Is(target error) bool {
+	switch target {
+	case ErrUnavailable:
+		return e.StatusCode >= 500 || e.StatusCode == http.StatusTooManyRequests
+	case ErrClientAuth:
+		return e.StatusCode == http.StatusUnauthorized || e.Code == "invalid_client" || e.Code == "unauthorized_client"
+	}
+	return false
+}
+
+// unavailable wraps cause so that it matches ErrUnavailable.
+func unavailable(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrUnavailable}, args...)...)
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil {
+		if s < 0 {
+			return 0
+		}
+		return min(time.Duration(s)*time.Second, time.Hour)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(t.Sub(now), 0), time.Hour)
+	}
+	return 0
+}

@@ -1,0 +1,94 @@
+package introspect_test
+
+import (
+	"testing"
+
+	"github.com/tokenguard/tokenguard/introspect"
+)
+
+func TestDecode(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		body      string
+		wantErr   bool
+		wantAud   []string
+		wantExp   int64
+		wantRoles []string
+	}{
+		{"aud string", `{"active":true,"aud":"p1","exp":1700000000}`, false, []string{"p1"}, 1700000000, nil},
+		{"aud array", `{"active":true,"aud":["p1","c1"]}`, false, []string{"p1", "c1"}, 0, nil},
+		{"exp float", `{"active":true,"exp":1700000000.9}`, false, nil, 1700000000, nil},
+		{"active string", `{"active":"true"}`, true, nil, 0, nil},
+		{"roles", `{"active":true,"urn:zitadel:iam:org:project:roles":{"b":{"o":"d"},"a":{"o":"d"}}}`, false, nil, 0, []string{"a", "b"}},
+		{"roles wrong type", `{"active":true,"urn:zitadel:iam:org:project:roles":["admin"]}`, false, nil, 0, []string{}},
+		{"role grants wrong type", `{"active":true,"urn:zitadel:iam:org:project:roles":{"admin":true}}`, false, nil, 0, []string{}},
+		{"not an object", `[]`, true, nil, 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r, err := introspect.Decode([]byte(tt.body))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Decode(%s) err = %v, wantErr %v", tt.body, err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if len(r.Audience) != len(tt.wantAud) || (len(tt.wantAud) > 0 && r.Audience[0] != tt.wantAud[0]) {
+				t.Errorf("aud = %v, want %v", r.Audience, tt.wantAud)
+			}
+			if int64(r.Expiration) != tt.wantExp {
+				t.Errorf("exp = %d, want %d", r.Expiration, tt.wantExp)
+			}
+			if tt.wantRoles != nil {
+				got := r.RolesFor("any").Names()
+				if len(got) != len(tt.wantRoles) || (len(got) > 0 && got[0] != tt.wantRoles[0]) {
+					t.Errorf("roles = %v, want %v", got, tt.wantRoles)
+				}
+			}
+		})
+	}
+}
+
+func TestProjectRolesPreferred(t *testing.T) {
+	t.Parallel()
+	r, err := introspect.Decode([]byte(`{"active":true,
+		"urn:zitadel:iam:org:project:roles":{"reader":{"o":"d"}},
+		"urn:zitadel:iam:org:project:42:roles":{"admin":{"o":"d"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.RolesFor("42").Has("admin") || r.RolesFor("42").Has("reader") {
+		t.Errorf("RolesFor(42) = %v, want the project-specific claim", r.RolesFor("42"))
+	}
+	if !r.RolesFor("7").Has("reader") {
+		t.Errorf("RolesFor(7) = %v, want the generic claim", r.RolesFor("7"))
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{
+		`{"active":true,"aud":"p","exp":1700000000,"scope":"openid profile"}`,
+		`{"active":true,"aud":["p","c"],"exp":1.7e9,"nbf":"2024-01-01T00:00:00Z"}`,
+		`{"active":true,"urn:zitadel:iam:org:project:roles":{"admin":{"o":"d"}},"urn:zitadel:iam:org:project:1:roles":{"r":{"o":1}}}`,
+		`{"active":false}`, `{"active":"true"}`, `null`, `{"aud":[1,2]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := introspect.Decode(data)
+		if err != nil {
+			return
+		}
+		// Whatever decodes must be safe to read.
+		_ = r.RolesFor("1").Names()
+		_ = r.Roles.Has("admin")
+		_ = r.Expiration.AsTime()
+		if r.Active {
+			for _, a := range r.Audience {
+				_ = a
+			}
+		}
+	})
+}

@@ -102,6 +102,12 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Response, error
 	if r, ok := c.cache.Get(key); ok {
 		return result(r, nil)
 	}
+	return c.introspectMiss(ctx, key, token)
+}
+
+// introspectMiss asks the server through the singleflight group. It is apart
+// from Introspect so that the closure's captures stay off the hit path.
+func (c *Client) introspectMiss(ctx context.Context, key [sha256.Size]byte, token string) (*Response, error) {
 	ch := c.group.DoChan(string(key[:]), func() (any, error) {
 		// A flight that finished between our Get and DoChan has filled
 		// the cache: look again so that one token costs one call.

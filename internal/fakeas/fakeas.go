@@ -61,7 +61,7 @@ type Server struct {
 
 	calls atomic.Int64
 
-	mu      sync.Mutex // guards the fields below
+	mu      sync.Mutex         // guards the fields below
 	clients map[string]*client // by key ID, or by client ID for secrets
 	tokens  map[string]*Token
 	revoked map[string]bool
@@ -100,7 +100,11 @@ func (s *Server) SetDelay(d time.Duration) { s.mu.Lock(); s.delay = d; s.mu.Unlo
 
 // SetFault installs f, which may write a response of its own and return true
 // to stop the introspection there. nil removes it.
-func (s *Server) SetFault(f func(w http.ResponseWriter) bool) { s.mu.Lock(); s.fault = f; s.mu.Unlock() }
+func (s *Server) SetFault(f func(w http.ResponseWriter) bool) {
+	s.mu.Lock()
+	s.fault = f
+	s.mu.Unlock()
+}
 
 // SetClock sets the server's clock for token expiry and assertion checks.
 func (s *Server) SetClock(now func() time.Time) { s.mu.Lock(); s.now = now; s.mu.Unlock() }

@@ -1,0 +1,71 @@
+package middleware
+
+import "strings"
+
+// MaxTokenSize is the largest Authorization header value accepted (8 KiB).
+const MaxTokenSize = 8 << 10
+
+// ParseAuthorization extracts a bearer token (RFC 6750 §2.1) from the values
+// of the Authorization header. It returns [ErrNoToken] when there is no
+// header, an empty one or a scheme other than Bearer, and an error matching
+// [ErrMalformed] for two headers, an oversized one, or a token that is not a
+// b64token. The scheme is matched case-insensitively.
+func ParseAuthorization(values []string) (string, error) {
+	switch len(values) {
+	case 0:
+		return "", ErrNoToken
+	case 1:
+	default:
+		return "", malformed("more than one Authorization header")
+	}
+	v := values[0]
+	if len(v) > MaxTokenSize {
+		return "", malformed("Authorization header exceeds 8 KiB")
+	}
+	v = strings.TrimLeft(v, " \t")
+	if v == "" {
+		return "", ErrNoToken
+	}
+	scheme, token, _ := strings.Cut(v, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", ErrNoToken
+	}
+	token = strings.Trim(token, " \t")
+	if token == "" {
+		return "", malformed("Bearer scheme without a token")
+	}
+	if !isB64Token(token) {
+		return "", malformed("token has characters outside the RFC 6750 b64token set")
+	}
+	return token, nil
+}
+
+// isB64Token reports whether s matches 1*( ALPHA / DIGIT / "-" / "." / "_" /
+// "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
+			continue
+		}
+		break
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+type malformedError string
+
+func (e malformedError) Error() string        { return "middleware: malformed request: " + string(e) }
+func (e malformedError) Is(target error) bool { return target == ErrMalformed }
+
+func malformed(why string) error { return malformedError(why) }

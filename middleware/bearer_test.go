@@ -1,0 +1,60 @@
+package middleware_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/tokenguard/tokenguard/middleware"
+)
+
+func TestParseAuthorization(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		values  []string
+		want    string
+		wantErr error
+	}{
+		{nil, "", middleware.ErrNoToken},
+		{[]string{""}, "", middleware.ErrNoToken},
+		{[]string{"Basic abc"}, "", middleware.ErrNoToken},
+		{[]string{"Bearer abc"}, "abc", nil},
+		{[]string{"bearer abc"}, "abc", nil},
+		{[]string{"BEARER  abc=="}, "abc==", nil},
+		{[]string{"Bearer a-b.c_d~e+f/g="}, "a-b.c_d~e+f/g=", nil},
+		{[]string{"Bearer"}, "", middleware.ErrMalformed},
+		{[]string{"Bearer =abc"}, "", middleware.ErrMalformed},
+		{[]string{"Bearer ab=c"}, "", middleware.ErrMalformed},
+		{[]string{"Bearer a b"}, "", middleware.ErrMalformed},
+		{[]string{"Bearer a\x00"}, "", middleware.ErrMalformed},
+		{[]string{"Bearer a", "Bearer b"}, "", middleware.ErrMalformed},
+		{[]string{"Bearer " + strings.Repeat("a", middleware.MaxTokenSize)}, "", middleware.ErrMalformed},
+	}
+	for _, tt := range tests {
+		got, err := middleware.ParseAuthorization(tt.values)
+		if got != tt.want || !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
+			t.Errorf("ParseAuthorization(%.40q) = %q, %v; want %q, %v", tt.values, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func FuzzParseAuthorization(f *testing.F) {
+	for _, s := range []string{"Bearer abc", "bearer a.b.c", "Basic x", "Bearer ", "Bearer a==", "Bearer\ta", "Bearer  a b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		tok, err := middleware.ParseAuthorization([]string{v})
+		if err != nil {
+			if tok != "" || !(errors.Is(err, middleware.ErrNoToken) || errors.Is(err, middleware.ErrMalformed)) {
+				t.Fatalf("ParseAuthorization(%q) = %q, %v", v, tok, err)
+			}
+			return
+		}
+		if tok == "" || len(tok) > middleware.MaxTokenSize || strings.ContainsAny(tok, " \t\r\n\",") {
+			t.Fatalf("ParseAuthorization(%q) accepted %q", v, tok)
+		}
+		if !strings.Contains(v, tok) {
+			t.Fatalf("ParseAuthorization(%q) = %q, not part of the header", v, tok)
+		}
+	})
+}

@@ -1,0 +1,41 @@
+// Package middleware protects net/http handlers with OAuth 2.0 bearer tokens
+// (RFC 6750) checked by token introspection (RFC 7662).
+//
+// https://www.rfc-editor.org/rfc/rfc6750
+//
+// For each request it extracts the bearer token, asks an [Introspector]
+// (normally a caching [github.com/tokenguard/tokenguard/introspect.Client]),
+// and accepts the token only if it is active, within exp and nbf, and its aud
+// names this API; then each route's [Requirement] values (project roles,
+// scopes) are checked. Handlers read the caller from the request context:
+//
+//	mw, err := middleware.New(client, projectID, middleware.WithProjectID(projectID))
+//	mux.Handle("/api/", mw.Wrap(api))
+//	mux.Handle("/api/admin", mw.Require(middleware.Role("admin"))(admin))
+//	claims, ok := middleware.ClaimsFromContext(r.Context()) // in a handler
+//
+// Frameworks other than net/http call [Middleware.Authenticate] and
+// [Middleware.WriteError].
+//
+// Refusals follow RFC 6750 §3: 401 with a bare Bearer challenge when there is
+// no token; 400 invalid_request for a malformed, duplicated or oversized
+// Authorization header; 401 invalid_token for an inactive, expired, not yet
+// valid or foreign-audience token; 403 insufficient_scope for a missing role
+// or scope; 503 with Retry-After when the authorization server cannot be
+// reached (never 401, never 200); 500 when it rejects this API's own
+// credentials, logged as a configuration error.
+//
+// # Caching
+//
+// The middleware caches nothing itself; the introspect.Client does. The
+// checks above run on every request, cached result or not, so a cached token
+// is refused as soon as its exp passes and a route's requirements always
+// apply.
+//
+// # Security
+//
+// Error descriptions are fixed texts that MUST NOT carry the token or
+// upstream details; challenge parameters are escaped so that no header can be
+// injected. The token is never logged. Tokens that cannot be valid are
+// refused before any introspection.
+package middleware

@@ -1,0 +1,197 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/tokenguard/tokenguard/introspect"
+)
+
+// Introspector reports what the authorization server knows about a token:
+// the response for an active token, an error matching
+// [introspect.ErrInactive] for an inactive one, [introspect.ErrUnavailable]
+// when it cannot tell. [*introspect.Client] implements it. Implementations
+// must be safe for concurrent use.
+type Introspector interface {
+	Introspect(ctx context.Context, token string) (*introspect.Response, error)
+}
+
+// Middleware decides for each request whether its bearer token is good for
+// this API: active, within exp and nbf, with an audience of this API, and
+// meeting the route's requirements. A Middleware is safe for concurrent use.
+type Middleware struct {
+	in           Introspector
+	cfg          config
+	errorHandler ErrorHandler
+
+	hint string // appended to invalid_token descriptions: how to get a good token
+}
+
+// New returns a Middleware that asks in about tokens and accepts those whose
+// aud contains audience (with ZITADEL: the API's project ID) or one of the
+// audiences added by [WithAudience]. A nil in or an empty audience is an
+// error.
+func New(in Introspector, audience string, opts ...Option) (*Middleware, error) {
+	if in == nil {
+		return nil, errors.New("middleware: nil Introspector")
+	}
+	if audience == "" {
+		return nil, errors.New("middleware: empty audience")
+	}
+	cfg := config{
+		audiences: []string{audience},
+		leeway:    DefaultLeeway,
+		realm:     DefaultRealm,
+		logger:    slog.Default(),
+		now:       time.Now,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	cfg.audiences = slices.DeleteFunc(cfg.audiences, func(s string) bool { return s == "" })
+	if cfg.leeway < 0 {
+		return nil, fmt.Errorf("middleware: negative leeway %v", cfg.leeway)
+	}
+	m := &Middleware{in: in, cfg: cfg, errorHandler: cfg.errorHandler}
+	if m.errorHandler == nil {
+		m.errorHandler = DefaultErrorHandler(cfg.realm)
+	}
+	if cfg.projectID != "" {
+		m.hint = "; request the token with scope urn:zitadel:iam:org:project:id:" + cfg.projectID + ":aud"
+	}
+	return m, nil
+}
+
+// Wrap protects next: it serves only requests with an acceptable token, with
+// the [Claims] in the request context. It is Require() with no requirements.
+func (m *Middleware) Wrap(next http.Handler) http.Handler { return m.Require()(next) }
+
+// Require returns a decorator that protects a handler like [Middleware.Wrap]
+// and also checks reqs, in order, on every request.
+func (m *Middleware) Require(reqs ...Requirement) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			cc, err := m.check(r, reqs)
+			switch {
+			case err != nil:
+				m.errorHandler(w, r, err)
+			case cc == nil: // anonymous, with WithCredentialsOptional
+				next.ServeHTTP(w, r)
+			default:
+				next.ServeHTTP(w, r.WithContext(cc))
+			}
+		})
+	}
+}
+
+// Authenticate checks r as [Middleware.Require] would and returns the claims,
+// for frameworks that do not use net/http decorators. Every error is an
+// [*Error]; pass it to [Middleware.WriteError]. It returns nil, nil for an
+// anonymous request let through by [WithCredentialsOptional].
+func (m *Middleware) Authenticate(r *http.Request, reqs ...Requirement) (*Claims, error) {
+	cc, err := m.check(r, reqs)
+	if err != nil || cc == nil {
+		return nil, err
+	}
+	return &cc.claims, nil
+}
+
+// WriteError writes the response for an error from [Middleware.Authenticate]
+// with the configured [ErrorHandler].
+func (m *Middleware) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	m.errorHandler(w, r, err)
+}
+
+// check authenticates r. It returns the request's new context, which carries
+// the claims (one allocation for both), or nil for an anonymous request.
+func (m *Middleware) check(r *http.Request, reqs []Requirement) (*claimsContext, error) {
+	token, err := ParseAuthorization(r.Header["Authorization"])
+	if err != nil {
+		if errors.Is(err, ErrNoToken) {
+			if m.cfg.optional && len(reqs) == 0 {
+				return nil, nil
+			}
+			return nil, &Error{StatusCode: http.StatusUnauthorized, Description: "missing bearer token", Err: err}
+		}
+		var me malformedError
+		errors.As(err, &me)
+		return nil, &Error{StatusCode: http.StatusBadRequest, Code: CodeInvalidRequest, Description: string(me), Err: err}
+	}
+	resp, err := m.in.Introspect(r.Context(), token)
+	if err != nil {
+		return nil, m.introspectionError(r, err)
+	}
+	if err := m.validate(resp); err != nil {
+		return nil, err
+	}
+	cc := &claimsContext{Context: r.Context(), claims: Claims{
+		Subject:  resp.Subject,
+		ClientID: resp.ClientID,
+		Username: resp.Username,
+		OrgID:    resp.OrgID,
+		Scopes:   resp.Scope,
+		Roles:    resp.RolesFor(m.cfg.projectID),
+		Expiry:   resp.Expiration.AsTime(),
+		Response: resp,
+	}}
+	for _, req := range reqs {
+		if err := req(&cc.claims); err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				e = &Error{StatusCode: http.StatusForbidden, Code: CodeInsufficientScope, Description: "token lacks a required permission", Err: fmt.Errorf("%w: %w", ErrForbidden, err)}
+			}
+			return nil, e
+		}
+	}
+	return cc, nil
+}
+
+// validate applies the checks that hold for every route: active, exp, nbf and
+// audience. They run on every request, cached result or not.
+func (m *Middleware) validate(resp *introspect.Response) error {
+	if !resp.Active {
+		return m.invalid(ErrInactive, "token is not active: expired, revoked, or not issued for this API"+m.hint)
+	}
+	now := m.cfg.now()
+	if exp := resp.Expiration.AsTime(); !exp.IsZero() && !now.Before(exp.Add(m.cfg.leeway)) {
+		return m.invalid(ErrExpired, "token has expired")
+	}
+	if nbf := resp.NotBefore.AsTime(); !nbf.IsZero() && now.Add(m.cfg.leeway).Before(nbf) {
+		return m.invalid(ErrNotYetValid, "token is not valid yet")
+	}
+	for _, aud := range resp.Audience {
+		if slices.Contains(m.cfg.audiences, aud) {
+			return nil
+		}
+	}
+	return m.invalid(ErrAudience, "token audience does not include this API"+m.hint)
+}
+
+func (m *Middleware) invalid(err error, desc string) *Error {
+	return &Error{StatusCode: http.StatusUnauthorized, Code: CodeInvalidToken, Description: desc, Err: err}
+}
+
+func (m *Middleware) introspectionError(r *http.Request, err error) *Error {
+	switch {
+	case errors.Is(err, introspect.ErrInactive):
+		return m.invalid(fmt.Errorf("%w: %w", ErrInactive, err), "token is not active: expired, revoked, or not issued for this API"+m.hint)
+	case errors.Is(err, introspect.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		var ie *introspect.Error
+		var retry time.Duration
+		if errors.As(err, &ie) {
+			retry = ie.RetryAfter
+		}
+		m.cfg.logger.WarnContext(r.Context(), "tokenguard: authorization server unavailable", "error", err.Error())
+		return &Error{StatusCode: http.StatusServiceUnavailable, Description: "authorization server unavailable; retry later", RetryAfter: retry, Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
+	case errors.Is(err, introspect.ErrClientAuth):
+		m.cfg.logger.ErrorContext(r.Context(), "tokenguard: the authorization server rejected this API's client authentication; check the key file (is the key deleted or expired, is it the API application's key?) and the issuer", "error", err.Error())
+	default:
+		m.cfg.logger.ErrorContext(r.Context(), "tokenguard: introspection failed", "error", err.Error())
+	}
+	return &Error{StatusCode: http.StatusInternalServerError, Description: "internal error", Err: fmt.Errorf("%w: %w", ErrMisconfigured, err)}
+}

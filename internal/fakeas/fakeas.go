@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -217,7 +218,12 @@ func (s *Server) authenticate(r *http.Request) (*client, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if id, secret, ok := r.BasicAuth(); ok {
+		id, err1 := url.QueryUnescape(id)
+		secret, err2 := url.QueryUnescape(secret)
 		c := s.clients[id]
+		if err1 != nil || err2 != nil {
+			return nil, "malformed basic credentials"
+		}
 		if c == nil || c.secret == "" || c.secret != secret {
 			return nil, "bad client credentials"
 		}

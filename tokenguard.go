@@ -1,0 +1,202 @@
+// Package tokenguard protects HTTP APIs with OAuth 2.0 token introspection
+// against ZITADEL or any RFC 7662 authorization server.
+//
+// [New] wires the parts for the common case: it discovers the introspection
+// endpoint from the issuer, authenticates this API with its ZITADEL key file
+// (private_key_jwt, RFC 7523), caches results until the token expires, and
+// accepts tokens whose audience names the API's project:
+//
+//	guard, err := tokenguard.New(ctx, tokenguard.Config{
+//		Issuer:    "https://my-instance.zitadel.cloud",
+//		KeyFile:   "api-key.json",
+//		ProjectID: "311111111111111111",
+//	})
+//	mux.Handle("/api/", guard.Wrap(api))
+//	mux.Handle("/api/admin", guard.Require(middleware.Role("admin"))(admin))
+//	claims, ok := middleware.ClaimsFromContext(r.Context()) // in a handler
+//
+// The packages underneath can be used on their own: clientauth (key files,
+// client assertions), introspect (the RFC 7662 client and its cache), cache
+// (an LRU with per-entry expiry) and middleware (net/http).
+//
+// # Caching
+//
+// Results are cached by SHA-256 of the token until the earlier of the token's
+// exp and the max TTL (default 5 minutes), inactive results for 30 s, errors
+// never; concurrent requests with a new token share one introspection. See
+// package introspect.
+//
+// # Security
+//
+// The issuer MUST be https, except on a loopback host, unless
+// Config.InsecureAllowHTTP is set. Tokens and keys are never logged or
+// stored; the max TTL bounds how long a revoked token stays accepted, and
+// [Guard.Invalidate] ends that at once for one token.
+package tokenguard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+
+	"github.com/tokenguard/tokenguard/clientauth"
+	"github.com/tokenguard/tokenguard/introspect"
+	"github.com/tokenguard/tokenguard/middleware"
+)
+
+// Config says how a [Guard] reaches the authorization server and what it
+// accepts. Issuer, ProjectID and one form of credentials (KeyFile, Key, or
+// ClientID with ClientSecret) are required.
+type Config struct {
+	// Issuer is the authorization server's issuer URL, exactly as its
+	// discovery document states it.
+	Issuer string
+	// ProjectID is the ZITADEL project of this API. Tokens must name it (or
+	// the API's client ID) in aud; roles are read for it.
+	ProjectID string
+
+	// KeyFile is the path of the API application's ZITADEL key JSON.
+	KeyFile string
+	// Key is an already parsed key, instead of KeyFile.
+	Key *clientauth.Key
+	// ClientID and ClientSecret authenticate with client_secret_basic
+	// instead of a key.
+	ClientID, ClientSecret string
+
+	// Audiences are accepted in aud besides ProjectID. The API's client ID
+	// (from the key or ClientID) is always accepted too, because ZITADEL
+	// personal access tokens carry only that.
+	Audiences []string
+	// IntrospectionEndpoint skips discovery when set.
+	IntrospectionEndpoint string
+	// HTTPClient is used for discovery and introspection. Default: a client
+	// on http.DefaultTransport.
+	HTTPClient *http.Client
+	// InsecureAllowHTTP allows a plain-http issuer on a non-loopback host.
+	InsecureAllowHTTP bool
+
+	// IntrospectOptions tune the introspection client: cache size, max TTL,
+	// negative TTL, timeout.
+	IntrospectOptions []introspect.Option
+	// AssertionOptions tune the client assertions, e.g. clientauth.WithReuse.
+	AssertionOptions []clientauth.Option
+}
+
+// Guard is a [middleware.Middleware] wired to an introspection client. It is
+// safe for concurrent use.
+type Guard struct {
+	*middleware.Middleware
+	client *introspect.Client
+}
+
+// New checks cfg, reads the key, discovers the introspection endpoint (unless
+// cfg.IntrospectionEndpoint is set) and returns a Guard. ctx bounds discovery.
+// opts configure the middleware (error handler, logger, leeway, ...).
+func New(ctx context.Context, cfg Config, opts ...middleware.Option) (*Guard, error) {
+	if cfg.Issuer == "" {
+		return nil, errors.New("tokenguard: Config.Issuer is required")
+	}
+	if cfg.ProjectID == "" {
+		return nil, errors.New("tokenguard: Config.ProjectID is required")
+	}
+	if err := checkIssuer(cfg.Issuer, cfg.InsecureAllowHTTP); err != nil {
+		return nil, err
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	issuer, endpoint := cfg.Issuer, cfg.IntrospectionEndpoint
+	if endpoint == "" {
+		doc, err := introspect.Discover(ctx, cfg.Issuer, hc)
+		if err != nil {
+			return nil, fmt.Errorf("tokenguard: %w", err)
+		}
+		issuer, endpoint = doc.Issuer, doc.IntrospectionEndpoint
+	}
+	auth, clientID, err := credentials(cfg, issuer)
+	if err != nil {
+		return nil, err
+	}
+	client, err := introspect.New(endpoint, auth, append([]introspect.Option{introspect.WithHTTPClient(hc)}, cfg.IntrospectOptions...)...)
+	if err != nil {
+		return nil, fmt.Errorf("tokenguard: %w", err)
+	}
+	audiences := append([]string{clientID}, cfg.Audiences...)
+	opts = append([]middleware.Option{middleware.WithAudience(audiences...), middleware.WithProjectID(cfg.ProjectID)}, opts...)
+	mw, err := middleware.New(client, cfg.ProjectID, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("tokenguard: %w", err)
+	}
+	return &Guard{Middleware: mw, client: client}, nil
+}
+
+// Client returns the introspection client, for direct use.
+func (g *Guard) Client() *introspect.Client { return g.client }
+
+// Invalidate drops the cached result for token, so that its next request is
+// introspected again: call it when you learn a token was revoked.
+func (g *Guard) Invalidate(token string) { g.client.Invalidate(token) }
+
+func credentials(cfg Config, issuer string) (introspect.ClientAuthenticator, string, error) {
+	n := 0
+	for _, set := range []bool{cfg.KeyFile != "", cfg.Key != nil, cfg.ClientSecret != ""} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, "", errors.New("tokenguard: set exactly one of Config.KeyFile, Config.Key, or Config.ClientID with Config.ClientSecret")
+	}
+	if cfg.ClientSecret != "" {
+		if cfg.ClientID == "" {
+			return nil, "", errors.New("tokenguard: Config.ClientSecret needs Config.ClientID")
+		}
+		return clientauth.ClientSecretBasic{ClientID: cfg.ClientID, Secret: cfg.ClientSecret}, cfg.ClientID, nil
+	}
+	key := cfg.Key
+	if key == nil {
+		var err error
+		if key, err = clientauth.LoadKey(cfg.KeyFile); err != nil {
+			return nil, "", fmt.Errorf("tokenguard: %w", err)
+		}
+	}
+	if key.Type != clientauth.TypeApplication {
+		return nil, "", fmt.Errorf("tokenguard: key %s is a %q key; the API needs its application key (type \"application\"), created under the API application in the ZITADEL console", key.KeyID, key.Type)
+	}
+	auth, err := key.PrivateKeyJWT(issuer, cfg.AssertionOptions...)
+	if err != nil {
+		return nil, "", fmt.Errorf("tokenguard: %w", err)
+	}
+	return auth, key.ClientID, nil
+}
+
+// checkIssuer refuses a plain-http issuer unless it is on a loopback host or
+// explicitly allowed.
+func checkIssuer(issuer string, allowHTTP bool) error {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("tokenguard: issuer %q is not an absolute URL", issuer)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if allowHTTP || isLoopback(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("tokenguard: issuer %q uses plain http; use https, or set InsecureAllowHTTP for a trusted network", issuer)
+	}
+	return fmt.Errorf("tokenguard: issuer %q must be an https URL", issuer)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -105,6 +105,10 @@ func New(ctx context.Context, cfg Config, opts ...middleware.Option) (*Guard, er
 	if err := checkIssuer(cfg.Issuer, cfg.InsecureAllowHTTP); err != nil {
 		return nil, err
 	}
+	key, err := loadKey(cfg) // before the network: local mistakes first
+	if err != nil {
+		return nil, err
+	}
 	hc := cfg.HTTPClient
 	if hc == nil {
 		hc = &http.Client{}
@@ -117,7 +121,7 @@ func New(ctx context.Context, cfg Config, opts ...middleware.Option) (*Guard, er
 		}
 		issuer, endpoint = doc.Issuer, doc.IntrospectionEndpoint
 	}
-	auth, clientID, err := credentials(cfg, issuer)
+	auth, clientID, err := credentials(cfg, key, issuer)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +145,9 @@ func (g *Guard) Client() *introspect.Client { return g.client }
 // introspected again: call it when you learn a token was revoked.
 func (g *Guard) Invalidate(token string) { g.client.Invalidate(token) }
 
-func credentials(cfg Config, issuer string) (introspect.ClientAuthenticator, string, error) {
+// loadKey checks that exactly one form of credentials is set and returns the
+// key, or nil for client_secret_basic.
+func loadKey(cfg Config) (*clientauth.Key, error) {
 	n := 0
 	for _, set := range []bool{cfg.KeyFile != "", cfg.Key != nil, cfg.ClientSecret != ""} {
 		if set {
@@ -149,23 +155,35 @@ func credentials(cfg Config, issuer string) (introspect.ClientAuthenticator, str
 		}
 	}
 	if n != 1 {
-		return nil, "", errors.New("tokenguard: set exactly one of Config.KeyFile, Config.Key, or Config.ClientID with Config.ClientSecret")
+		return nil, errors.New("tokenguard: set exactly one of Config.KeyFile, Config.Key, or Config.ClientID with Config.ClientSecret")
 	}
-	if cfg.ClientSecret != "" {
+	switch {
+	case cfg.ClientSecret != "":
 		if cfg.ClientID == "" {
-			return nil, "", errors.New("tokenguard: Config.ClientSecret needs Config.ClientID")
+			return nil, errors.New("tokenguard: Config.ClientSecret needs Config.ClientID")
 		}
-		return clientauth.ClientSecretBasic{ClientID: cfg.ClientID, Secret: cfg.ClientSecret}, cfg.ClientID, nil
+		return nil, nil
+	case cfg.Key != nil:
+		return checkKeyType(cfg.Key)
 	}
-	key := cfg.Key
-	if key == nil {
-		var err error
-		if key, err = clientauth.LoadKey(cfg.KeyFile); err != nil {
-			return nil, "", fmt.Errorf("tokenguard: %w", err)
-		}
+	key, err := clientauth.LoadKey(cfg.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tokenguard: %w", err)
 	}
+	return checkKeyType(key)
+}
+
+func checkKeyType(key *clientauth.Key) (*clientauth.Key, error) {
 	if key.Type != clientauth.TypeApplication {
-		return nil, "", fmt.Errorf("tokenguard: key %s is a %q key; the API needs its application key (type \"application\"), created under the API application in the ZITADEL console", key.KeyID, key.Type)
+		return nil, fmt.Errorf("tokenguard: key %s is a %q key; the API needs its application key (type \"application\"), created under the API application in the ZITADEL console", key.KeyID, key.Type)
+	}
+	return key, nil
+}
+
+// credentials returns how to authenticate to the issuer, and as whom.
+func credentials(cfg Config, key *clientauth.Key, issuer string) (introspect.ClientAuthenticator, string, error) {
+	if key == nil {
+		return clientauth.ClientSecretBasic{ClientID: cfg.ClientID, Secret: cfg.ClientSecret}, cfg.ClientID, nil
 	}
 	auth, err := key.PrivateKeyJWT(issuer, cfg.AssertionOptions...)
 	if err != nil {

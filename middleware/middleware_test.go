@@ -391,10 +391,11 @@ func TestAuthenticateForFrameworks(t *testing.T) {
 
 func TestNewContextRoundTrip(t *testing.T) {
 	t.Parallel()
-	ctx := middleware.NewContext(context.WithValue(context.Background(), "k", "v"), &middleware.Claims{Subject: "s"})
+	type key struct{}
+	ctx := middleware.NewContext(context.WithValue(context.Background(), key{}, "v"), &middleware.Claims{Subject: "s"})
 	c, ok := middleware.ClaimsFromContext(ctx)
-	if !ok || c.Subject != "s" || ctx.Value("k") != "v" {
-		t.Errorf("ClaimsFromContext(NewContext()) = %+v, %v; parent values kept: %v", c, ok, ctx.Value("k"))
+	if !ok || c.Subject != "s" || ctx.Value(key{}) != "v" {
+		t.Errorf("ClaimsFromContext(NewContext()) = %+v, %v; parent values kept: %v", c, ok, ctx.Value(key{}))
 	}
 	if _, ok := middleware.ClaimsFromContext(context.Background()); ok {
 		t.Errorf("ClaimsFromContext(Background) ok = true")

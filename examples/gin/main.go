@@ -1,0 +1,87 @@
+// Command gin is an API protected by tokenguard with gin. It is its own
+// module so that gin stays out of the library's go.mod.
+//
+//	ISSUER=https://my-instance.zitadel.cloud KEY_FILE=api-key.json PROJECT_ID=123 go run ./examples/gin
+//
+// Routes: GET /ping (public), GET /api/ping, GET /api/me (any valid token for
+// the project), GET /api/admin (project role admin).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tokenguard/tokenguard/examples/internal/exampleapp"
+	"github.com/tokenguard/tokenguard/middleware"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "gin:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := exampleapp.ParseConfig("gin", args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	cfg, cleanup, err := exampleapp.DevIfNoIssuer(ctx, cfg, stdout)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	guard, err := exampleapp.NewGuard(ctx, cfg, middleware.WithLogger(exampleapp.Logger(stderr)))
+	if err != nil {
+		return err
+	}
+	return exampleapp.Serve(ctx, cfg.Addr, newRouter(guard.Middleware), exampleapp.Announce(stdout))
+}
+
+// protect adapts the framework-neutral middleware to gin: authenticate the
+// request, then put the claims in its context or write the error and abort.
+func protect(mw *middleware.Middleware, reqs ...middleware.Requirement) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		claims, err := mw.Authenticate(c.Request, reqs...)
+		if err != nil {
+			mw.WriteError(c.Writer, c.Request, err)
+			c.Abort()
+			return
+		}
+		if claims != nil {
+			c.Request = c.Request.WithContext(middleware.NewContext(c.Request.Context(), claims))
+		}
+		c.Next()
+	}
+}
+
+// newRouter returns the API: one public route and three protected ones.
+func newRouter(mw *middleware.Middleware) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(gin.Recovery())
+	r.GET("/ping", ping)
+	api := r.Group("/api", protect(mw))
+	api.GET("/ping", ping)
+	api.GET("/me", func(c *gin.Context) {
+		claims, _ := middleware.ClaimsFromContext(c.Request.Context())
+		c.JSON(http.StatusOK, exampleapp.MeFrom(claims))
+	})
+	api.GET("/admin", protect(mw, middleware.Role("admin")), func(c *gin.Context) {
+		claims, _ := middleware.ClaimsFromContext(c.Request.Context())
+		c.JSON(http.StatusOK, gin.H{"message": "hello, admin", "sub": claims.Subject})
+	})
+	return r
+}
+
+func ping(c *gin.Context) { c.String(http.StatusOK, "pong") }

@@ -56,6 +56,9 @@ func New(endpoint string, auth ClientAuthenticator, opts ...Option) (*Client, er
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if !cfg.negativeSet {
+		cfg.negativeTTL = min(cfg.negativeTTL, cfg.maxTTL)
+	}
 	switch {
 	case cfg.timeout <= 0:
 		return nil, fmt.Errorf("introspect: timeout %v must be positive", cfg.timeout)

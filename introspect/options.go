@@ -24,6 +24,7 @@ type config struct {
 	cacheSize   int
 	maxTTL      time.Duration
 	negativeTTL time.Duration
+	negativeSet bool // negativeTTL was set by WithNegativeTTL
 	now         func() time.Time
 }
 
@@ -70,8 +71,11 @@ func WithMaxTTL(d time.Duration) Option { return func(c *config) { c.maxTTL = d 
 
 // WithNegativeTTL sets how long an inactive result is cached, to spare the
 // server repeated questions about a dead token. Default: [DefaultNegativeTTL]
-// (30 s); 0 turns negative caching off. It may not exceed the max TTL.
-func WithNegativeTTL(d time.Duration) Option { return func(c *config) { c.negativeTTL = d } }
+// (30 s), or the max TTL if that is shorter; 0 turns negative caching off. It
+// may not exceed the max TTL.
+func WithNegativeTTL(d time.Duration) Option {
+	return func(c *config) { c.negativeTTL, c.negativeSet = d, true }
+}
 
 // WithClock sets the clock used for cache expiry. Default: [time.Now].
 func WithClock(now func() time.Time) Option {

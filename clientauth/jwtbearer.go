@@ -1,0 +1,181 @@
+package clientauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/client"
+	"golang.org/x/oauth2"
+)
+
+// GrantTypeJWTBearer is the grant_type of the JWT bearer authorization grant
+// (RFC 7523 §2.1).
+const GrantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+// ProjectAudienceScope returns the ZITADEL scope that puts projectID in an
+// access token's aud: urn:zitadel:iam:org:project:id:{projectID}:aud. An API
+// that checks its audience refuses tokens requested without it.
+func ProjectAudienceScope(projectID string) string {
+	return "urn:zitadel:iam:org:project:id:" + projectID + ":aud"
+}
+
+// DefaultExpiryDelta is how long before its expiry a cached access token is
+// replaced.
+const DefaultExpiryDelta = time.Minute
+
+// JWTBearer gets access tokens for a service user: it signs a JWT with the
+// user's key (iss = sub = user ID, aud = issuer, kid = key ID) and trades it
+// at the token endpoint with the jwt-bearer grant, asking for scope openid,
+// the audience scope of each project, and Scopes.
+//
+// A JWTBearer must not be modified after first use. Its methods are safe for
+// concurrent use.
+type JWTBearer struct {
+	// Key is the service user's key file ("serviceaccount"). Required.
+	Key *Key
+	// Issuer is the authorization server's issuer, exactly as discovered.
+	// Required: it is the assertion's audience.
+	Issuer string
+	// TokenURL is the token endpoint. Default: discovered from Issuer.
+	TokenURL string
+	// ProjectIDs are the projects (APIs) the token is for; each adds
+	// urn:zitadel:iam:org:project:id:{id}:aud to the scope.
+	ProjectIDs []string
+	// Scopes are added to openid and the project audience scopes.
+	Scopes []string
+	// HTTPClient makes the token requests. Default: a client on
+	// http.DefaultTransport with a 30 s timeout.
+	HTTPClient *http.Client
+	// ExpiryDelta is how long before expiry [JWTBearer.TokenSource] gets
+	// a new token. Default: [DefaultExpiryDelta].
+	ExpiryDelta time.Duration
+}
+
+// Scope returns the scope requested: openid, the project audience scopes,
+// then Scopes.
+func (j *JWTBearer) Scope() string {
+	s := []string{"openid"}
+	for _, p := range j.ProjectIDs {
+		s = append(s, ProjectAudienceScope(p))
+	}
+	return strings.Join(append(s, j.Scopes...), " ")
+}
+
+func (j *JWTBearer) httpClient() *http.Client {
+	if j.HTTPClient != nil {
+		return j.HTTPClient
+	}
+	return &http.Client{Timeout: 30 * time.Second}
+}
+
+// Token signs a new assertion and trades it for an access token, without
+// caching. Token endpoint errors are [*oauth2.RetrieveError] values carrying
+// the server's error and error_description.
+func (j *JWTBearer) Token(ctx context.Context) (*oauth2.Token, error) {
+	if j.Key == nil {
+		return nil, errors.New("clientauth: JWTBearer.Key is required")
+	}
+	if j.Key.Type != TypeServiceAccount {
+		return nil, fmt.Errorf("clientauth: key %s is a %q key; the jwt-bearer grant needs a service user key (type \"serviceaccount\")", j.Key.KeyID, j.Key.Type)
+	}
+	if j.Issuer == "" {
+		return nil, errors.New("clientauth: JWTBearer.Issuer is required")
+	}
+	tokenURL := j.TokenURL
+	if tokenURL == "" {
+		doc, err := client.Discover(ctx, j.Issuer, j.httpClient())
+		if err != nil {
+			return nil, fmt.Errorf("clientauth: discovering the token endpoint of %s: %w", j.Issuer, err)
+		}
+		tokenURL = doc.TokenEndpoint
+	}
+	pk, err := j.Key.PrivateKeyJWT(j.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	assertion, err := pk.Assertion()
+	if err != nil {
+		return nil, err
+	}
+	form := url.Values{"grant_type": {GrantTypeJWTBearer}, "assertion": {assertion}, "scope": {j.Scope()}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, fmt.Errorf("clientauth: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	resp, err := j.httpClient().Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("clientauth: token request: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("clientauth: reading token response: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		rerr := &oauth2.RetrieveError{Response: resp, Body: body}
+		var e struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+		}
+		if json.Unmarshal(body, &e) == nil {
+			rerr.ErrorCode, rerr.ErrorDescription = e.Error, e.Description
+		}
+		return nil, rerr
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
+		return nil, fmt.Errorf("clientauth: token response has content type %q, want application/json", resp.Header.Get("Content-Type"))
+	}
+	var tr struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+		ExpiresIn   int64  `json:"expires_in"`
+		Scope       string `json:"scope"`
+		IDToken     string `json:"id_token"`
+	}
+	if err := json.Unmarshal(body, &tr); err != nil {
+		return nil, fmt.Errorf("clientauth: decoding token response: %w", err)
+	}
+	if tr.AccessToken == "" {
+		return nil, errors.New("clientauth: token response has no access_token")
+	}
+	tok := &oauth2.Token{AccessToken: tr.AccessToken, TokenType: tr.TokenType, ExpiresIn: tr.ExpiresIn}
+	if tr.ExpiresIn > 0 {
+		tok.Expiry = time.Now().Add(time.Duration(tr.ExpiresIn) * time.Second)
+	}
+	extra := map[string]any{"scope": tr.Scope}
+	if tr.IDToken != "" {
+		extra["id_token"] = tr.IDToken
+	}
+	return tok.WithExtra(extra), nil
+}
+
+// TokenSource returns a source that reuses a token until ExpiryDelta before
+// it expires, then gets a new one. ctx is used for every token request the
+// source makes. It is safe for concurrent use.
+func (j *JWTBearer) TokenSource(ctx context.Context) oauth2.TokenSource {
+	delta := j.ExpiryDelta
+	if delta <= 0 {
+		delta = DefaultExpiryDelta
+	}
+	return oauth2.ReuseTokenSourceWithExpiry(nil, tokenSourceFunc(func() (*oauth2.Token, error) { return j.Token(ctx) }), delta)
+}
+
+// Client returns an HTTP client that sends Authorization: Bearer with a
+// token from [JWTBearer.TokenSource] on every request.
+func (j *JWTBearer) Client(ctx context.Context) *http.Client {
+	return oauth2.NewClient(ctx, j.TokenSource(ctx))
+}
+
+type tokenSourceFunc func() (*oauth2.Token, error)
+
+func (f tokenSourceFunc) Token() (*oauth2.Token, error) { return f() }

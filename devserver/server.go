@@ -1,0 +1,374 @@
+package devserver
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// ZITADEL's endpoint paths, which the server uses too.
+const (
+	TokenPath      = "/oauth/v2/token"
+	IntrospectPath = "/oauth/v2/introspect"
+	RevokePath     = "/oauth/v2/revoke"
+	KeysPath       = "/oauth/v2/keys"
+)
+
+// DefaultTokenLifetime is ZITADEL's default access token lifetime.
+const DefaultTokenLifetime = 12 * time.Hour
+
+// Option configures a [Server].
+type Option func(*config)
+
+type config struct {
+	addr     string
+	lifetime time.Duration
+	jwt      bool
+	delay    time.Duration
+	logger   *slog.Logger
+	now      func() time.Time
+}
+
+// WithAddr sets the listen address. Default: "127.0.0.1:0", a free loopback
+// port. Listening beyond loopback exposes a server that mints tokens for
+// anyone: only for trusted networks.
+func WithAddr(addr string) Option { return func(c *config) { c.addr = addr } }
+
+// WithTokenLifetime sets the access token lifetime. Default:
+// [DefaultTokenLifetime] (12 h).
+func WithTokenLifetime(d time.Duration) Option { return func(c *config) { c.lifetime = d } }
+
+// WithJWTAccessTokens makes the token endpoint issue JWT access tokens.
+// Default: opaque tokens, as ZITADEL issues for API access.
+func WithJWTAccessTokens() Option { return func(c *config) { c.jwt = true } }
+
+// WithIntrospectionDelay delays every introspection answer by d, to measure
+// or test a slow authorization server. Default: none.
+func WithIntrospectionDelay(d time.Duration) Option { return func(c *config) { c.delay = d } }
+
+// WithLogger sets the logger for the provider's own messages. Default: none.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithClock sets the clock for token lifetimes and expiry checks. Default:
+// [time.Now]. Assertion checks by the op package keep using real time.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// FaultFunc may answer an introspection request itself (and return true), to
+// simulate a failing authorization server.
+type FaultFunc func(w http.ResponseWriter, r *http.Request) bool
+
+// Server is a running development authorization server. Its methods are
+// safe for concurrent use.
+type Server struct {
+	issuer   string
+	store    *storage
+	provider *op.Provider
+	srv      *http.Server
+	done     chan struct{}
+
+	introspections atomic.Int64
+
+	mu    sync.Mutex // guards delay and fault
+	delay time.Duration
+	fault FaultFunc
+}
+
+// Start starts a server on 127.0.0.1 (see [WithAddr]) and returns once it
+// accepts connections. Close it when done.
+func Start(opts ...Option) (*Server, error) {
+	cfg := config{addr: "127.0.0.1:0", lifetime: DefaultTokenLifetime, logger: slog.New(slog.DiscardHandler), now: time.Now}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.lifetime <= 0 {
+		return nil, fmt.Errorf("devserver: token lifetime %v must be positive", cfg.lifetime)
+	}
+	signing, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return nil, fmt.Errorf("devserver: %w", err)
+	}
+	host := l.Addr().String()
+	if tcp, ok := l.Addr().(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		host = net.JoinHostPort("127.0.0.1", fmt.Sprint(tcp.Port))
+	}
+	s := &Server{issuer: "http://" + host, delay: cfg.delay, done: make(chan struct{})}
+	tokenType := op.AccessTokenTypeBearer
+	if cfg.jwt {
+		tokenType = op.AccessTokenTypeJWT
+	}
+	s.store = &storage{
+		signingKey: signing, signingKID: newID(), tokenType: tokenType, lifetime: cfg.lifetime, now: cfg.now,
+		org:      Org{ID: newID(), Name: "ACME", Domain: "acme.localhost"},
+		projects: map[string]*Project{}, apps: map[string]*app{}, users: map[string]*user{}, tokens: map[string]*token{},
+	}
+	var cryptoKey [32]byte
+	if _, err := rand.Read(cryptoKey[:]); err != nil {
+		l.Close()
+		return nil, err
+	}
+	s.provider, err = op.NewProvider(&op.Config{CryptoKey: cryptoKey, AuthMethodPrivateKeyJWT: true}, s.store, op.StaticIssuer(s.issuer),
+		op.WithAllowInsecure(),
+		op.WithLogger(cfg.logger),
+		op.WithCustomEndpoints(
+			op.NewEndpoint("oauth/v2/authorize"), op.NewEndpoint(strings.TrimPrefix(TokenPath, "/")),
+			op.NewEndpoint("oidc/v1/userinfo"), op.NewEndpoint(strings.TrimPrefix(RevokePath, "/")),
+			op.NewEndpoint("oidc/v1/end_session"), op.NewEndpoint(strings.TrimPrefix(KeysPath, "/"))),
+		op.WithCustomIntrospectionEndpoint(op.NewEndpoint(strings.TrimPrefix(IntrospectPath, "/"))),
+	)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("devserver: %w", err)
+	}
+	s.srv = &http.Server{Handler: http.HandlerFunc(s.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		defer close(s.done)
+		_ = s.srv.Serve(l)
+	}()
+	return s, nil
+}
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == IntrospectPath {
+		s.introspections.Add(1)
+		s.mu.Lock()
+		delay, fault := s.delay, s.fault
+		s.mu.Unlock()
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
+		}
+		if fault != nil && fault(w, r) {
+			return
+		}
+	}
+	s.provider.ServeHTTP(w, r)
+}
+
+// Issuer returns the issuer URL, http://127.0.0.1:PORT.
+func (s *Server) Issuer() string { return s.issuer }
+
+// Org returns the organization all users belong to.
+func (s *Server) Org() Org { return s.store.org }
+
+// Close stops the server and waits for it.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		err = s.srv.Close()
+	}
+	<-s.done
+	return err
+}
+
+// IntrospectionCalls returns how many requests reached the introspection
+// endpoint.
+func (s *Server) IntrospectionCalls() int64 { return s.introspections.Load() }
+
+// SetIntrospectionDelay changes the delay of introspection answers.
+func (s *Server) SetIntrospectionDelay(d time.Duration) {
+	s.mu.Lock()
+	s.delay = d
+	s.mu.Unlock()
+}
+
+// SetIntrospectionFault installs f in front of the introspection endpoint;
+// nil removes it.
+func (s *Server) SetIntrospectionFault(f FaultFunc) {
+	s.mu.Lock()
+	s.fault = f
+	s.mu.Unlock()
+}
+
+// CreateProject creates a project.
+func (s *Server) CreateProject(name string) Project {
+	p := &Project{ID: newID(), Name: name}
+	s.store.mu.Lock()
+	s.store.projects[p.ID] = p
+	s.store.mu.Unlock()
+	return *p
+}
+
+// CreateAPIApp creates an API application in the project that authenticates
+// with private_key_jwt, and returns it with its key file.
+func (s *Server) CreateAPIApp(projectID string) (App, error) { return s.createApp(projectID, false) }
+
+// CreateAPIAppWithSecret creates an API application in the project that
+// authenticates with client_secret_basic.
+func (s *Server) CreateAPIAppWithSecret(projectID string) (App, error) {
+	return s.createApp(projectID, true)
+}
+
+func (s *Server) createApp(projectID string, secret bool) (App, error) {
+	s.store.mu.Lock()
+	p := s.store.projects[projectID]
+	s.store.mu.Unlock()
+	if p == nil {
+		return App{}, fmt.Errorf("devserver: no project %q", projectID)
+	}
+	a := &app{App: App{ProjectID: projectID, AppID: newID()}}
+	a.ClientID = a.AppID + "@" + strings.ToLower(strings.ReplaceAll(p.Name, " ", "_"))
+	if secret {
+		a.Secret = newSecret()
+	} else {
+		var err error
+		a.keyID, a.pubKey, a.KeyJSON, err = newKey(map[string]string{"type": "application", "appId": a.AppID, "clientId": a.ClientID})
+		if err != nil {
+			return App{}, err
+		}
+	}
+	s.store.mu.Lock()
+	s.store.apps[a.ClientID] = a
+	s.store.mu.Unlock()
+	return a.App, nil
+}
+
+// CreateServiceUser creates a service user with a key (for the jwt-bearer
+// grant) and a secret (for client_credentials), and the given grants.
+func (s *Server) CreateServiceUser(username string, grants ...Grant) (ServiceUser, error) {
+	if username == "" {
+		return ServiceUser{}, errors.New("devserver: empty username")
+	}
+	u := &user{ServiceUser: ServiceUser{UserID: newID(), Username: username, OrgID: s.store.org.ID, Secret: newSecret()}, grants: map[string][]string{}}
+	var err error
+	u.keyID, u.pubKey, u.KeyJSON, err = newKey(map[string]string{"type": "serviceaccount", "userId": u.UserID})
+	if err != nil {
+		return ServiceUser{}, err
+	}
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	if s.store.userByIDOrName(username) != nil {
+		return ServiceUser{}, fmt.Errorf("devserver: user %q exists", username)
+	}
+	for _, g := range grants {
+		if s.store.projects[g.ProjectID] == nil {
+			return ServiceUser{}, fmt.Errorf("devserver: no project %q", g.ProjectID)
+		}
+		u.grants[g.ProjectID] = append(u.grants[g.ProjectID], g.Roles...)
+	}
+	s.store.users[u.UserID] = u
+	return u.ServiceUser, nil
+}
+
+// SetRoles replaces the user's roles in a project; it takes effect at the
+// next introspection.
+func (s *Server) SetRoles(userID, projectID string, roles ...string) error {
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	u := s.store.users[userID]
+	if u == nil || s.store.projects[projectID] == nil {
+		return fmt.Errorf("devserver: no user %q or project %q", userID, projectID)
+	}
+	u.grants[projectID] = roles
+	return nil
+}
+
+// LockUser locks (or unlocks) a user: its tokens become inactive and it can
+// get no new ones.
+func (s *Server) LockUser(userID string, locked bool) error {
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	u := s.store.users[userID]
+	if u == nil {
+		return fmt.Errorf("devserver: no user %q", userID)
+	}
+	u.locked = locked
+	return nil
+}
+
+// TokenOptions describe a token minted directly by [Server.MintToken].
+type TokenOptions struct {
+	// ProjectIDs are put in aud, as the project audience scopes do.
+	ProjectIDs []string
+	// Audience is added to aud as is: an API application's client ID makes
+	// a token like a ZITADEL personal access token.
+	Audience []string
+	// Scopes are added to openid and the project audience scopes.
+	Scopes []string
+	// Lifetime overrides the server's token lifetime.
+	Lifetime time.Duration
+	// JWT mints a JWT access token instead of an opaque one.
+	JWT bool
+}
+
+// MintToken issues an access token for the user without the token endpoint.
+func (s *Server) MintToken(userID string, o TokenOptions) (string, error) {
+	scopes := []string{oidc.ScopeOpenID}
+	for _, p := range o.ProjectIDs {
+		scopes = append(scopes, ProjectAudienceScope(p))
+	}
+	scopes = append(scopes, o.Scopes...)
+	kept, err := s.store.validateScopes(userID, scopes)
+	if err != nil {
+		return "", fmt.Errorf("devserver: %w", err)
+	}
+	req := &tokenRequest{subject: userID, clientID: userID, audience: append(audienceFromScopes(kept), o.Audience...), scopes: kept, lifetime: o.Lifetime}
+	typ := op.AccessTokenTypeBearer
+	if o.JWT {
+		typ = op.AccessTokenTypeJWT
+	}
+	ctx := op.ContextWithIssuer(context.Background(), s.issuer)
+	tok, _, _, err := op.CreateAccessToken(ctx, req, typ, s.provider, &client{id: userID, tokenType: typ}, "")
+	if err != nil {
+		return "", fmt.Errorf("devserver: %w", err)
+	}
+	return tok, nil
+}
+
+// Revoke revokes an access token the server issued. Unknown tokens are an
+// error.
+func (s *Server) Revoke(accessToken string) error {
+	id, ok := s.tokenID(accessToken)
+	if !ok {
+		return errors.New("devserver: not a token of this server")
+	}
+	s.store.mu.Lock()
+	t := s.store.tokens[id]
+	if t != nil {
+		t.revoked = true
+	}
+	s.store.mu.Unlock()
+	if t == nil {
+		return errors.New("devserver: unknown token")
+	}
+	if s.store.onRevoke != nil {
+		s.store.onRevoke(t)
+	}
+	return nil
+}
+
+// tokenID recovers the token ID of an opaque or JWT access token.
+func (s *Server) tokenID(accessToken string) (string, bool) {
+	if plain, err := s.provider.Crypto().Decrypt(accessToken); err == nil {
+		id, _, ok := strings.Cut(plain, ":")
+		return id, ok
+	}
+	ctx := op.ContextWithIssuer(context.Background(), s.issuer)
+	claims, err := op.VerifyAccessToken[*oidc.AccessTokenClaims](ctx, accessToken, s.provider.AccessTokenVerifier(ctx))
+	if err != nil {
+		return "", false
+	}
+	return claims.JWTID, true
+}

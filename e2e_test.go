@@ -1,0 +1,193 @@
+package tokenguard_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/client/rs"
+
+	"github.com/tokenguard/tokenguard"
+	"github.com/tokenguard/tokenguard/clientauth"
+	"github.com/tokenguard/tokenguard/devserver"
+	"github.com/tokenguard/tokenguard/introspect"
+	"github.com/tokenguard/tokenguard/middleware"
+)
+
+// e2e is the whole flow on one machine: the development server, an API
+// protected by tokenguard, and service users that get tokens at the token
+// endpoint with the jwt-bearer grant.
+type e2e struct {
+	srv     *devserver.Server
+	project devserver.Project
+	api     devserver.App
+	admin   devserver.ServiceUser
+	reader  devserver.ServiceUser
+	guard   *tokenguard.Guard
+	handler http.Handler
+}
+
+func newE2E(t *testing.T, newMiddleware func(t *testing.T, e *e2e) *middleware.Middleware, opts ...devserver.Option) *e2e {
+	t.Helper()
+	srv, err := devserver.Start(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	e := &e2e{srv: srv, project: srv.CreateProject("API")}
+	e.api, _ = srv.CreateAPIApp(e.project.ID)
+	e.admin, _ = srv.CreateServiceUser("admin", devserver.Grant{ProjectID: e.project.ID, Roles: []string{"admin", "reader"}})
+	e.reader, _ = srv.CreateServiceUser("reader", devserver.Grant{ProjectID: e.project.ID, Roles: []string{"reader"}})
+	mw := newMiddleware(t, e)
+	mux := http.NewServeMux()
+	mux.Handle("GET /api/me", mw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := middleware.ClaimsFromContext(r.Context())
+		_ = json.NewEncoder(w).Encode(map[string]any{"sub": c.Subject, "roles": c.Roles.Names()})
+	})))
+	mux.Handle("GET /api/admin", mw.Require(middleware.Role("admin"))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	e.handler = mux
+	return e
+}
+
+// withGuard protects the API with tokenguard.New, as a user would.
+func withGuard(t *testing.T, e *e2e) *middleware.Middleware {
+	t.Helper()
+	keyFile := filepath.Join(t.TempDir(), "api.json")
+	if err := os.WriteFile(keyFile, e.api.KeyJSON, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g, err := tokenguard.New(context.Background(), tokenguard.Config{Issuer: e.srv.Issuer(), KeyFile: keyFile, ProjectID: e.project.ID,
+		IntrospectOptions: []introspect.Option{introspect.WithMaxTTL(time.Second)}}, middleware.WithLogger(discard()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.guard = g
+	return g.Middleware
+}
+
+// rsIntrospector introspects with zitadel/oidc's own resource server client.
+type rsIntrospector struct{ rs rs.ResourceServer }
+
+func (r rsIntrospector) Introspect(ctx context.Context, token string) (*introspect.Response, error) {
+	resp, err := rs.Introspect[*introspect.Response](ctx, r.rs, token)
+	if err != nil {
+		return nil, errors.Join(introspect.ErrUnavailable, err)
+	}
+	if !resp.Active {
+		return nil, introspect.ErrInactive
+	}
+	return resp, nil
+}
+
+func withRS(t *testing.T, e *e2e) *middleware.Middleware {
+	t.Helper()
+	key, err := clientauth.ParseKey(e.api.KeyJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keyPEM struct{ Key string }
+	_ = json.Unmarshal(e.api.KeyJSON, &keyPEM)
+	server, err := rs.NewResourceServerJWTProfile(context.Background(), e.srv.Issuer(), key.ClientID, key.KeyID, []byte(keyPEM.Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mw, err := middleware.New(rsIntrospector{server}, e.project.ID, middleware.WithAudience(key.ClientID), middleware.WithProjectID(e.project.ID), middleware.WithLogger(discard()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mw
+}
+
+func (e *e2e) token(t *testing.T, u devserver.ServiceUser, projects ...string) string {
+	t.Helper()
+	key, err := clientauth.ParseKey(u.KeyJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := (&clientauth.JWTBearer{Key: key, Issuer: e.srv.Issuer(), ProjectIDs: projects}).Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.AccessToken
+}
+
+func (e *e2e) get(path, token string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest("GET", path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	rec := httptest.NewRecorder()
+	e.handler.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestEndToEnd(t *testing.T) {
+	t.Parallel()
+	for name, mw := range map[string]func(*testing.T, *e2e) *middleware.Middleware{"tokenguard": withGuard, "zitadel-oidc-rs": withRS} {
+		for _, jwtTokens := range []bool{false, true} {
+			kind := map[bool]string{false: "opaque", true: "JWT"}[jwtTokens]
+			t.Run(name+"/"+kind, func(t *testing.T) {
+				t.Parallel()
+				var opts []devserver.Option
+				if jwtTokens {
+					opts = append(opts, devserver.WithJWTAccessTokens())
+				}
+				e := newE2E(t, mw, opts...)
+
+				if rec := e.get("/api/me", e.token(t, e.reader, e.project.ID)); rec.Code != 200 || !strings.Contains(rec.Body.String(), e.reader.UserID) {
+					t.Errorf("token with the audience scope: %d %s, want 200 with the subject", rec.Code, rec.Body)
+				}
+				rec := e.get("/api/me", e.token(t, e.reader))
+				scope := "urn:zitadel:iam:org:project:id:" + e.project.ID + ":aud"
+				if rec.Code != 401 || !strings.Contains(rec.Header().Get("WWW-Authenticate"), scope) || !strings.Contains(rec.Body.String(), scope) {
+					t.Errorf("token without the audience scope: %d %q %s, want 401 naming %s", rec.Code, rec.Header().Get("WWW-Authenticate"), rec.Body, scope)
+				}
+				if rec := e.get("/api/admin", e.token(t, e.admin, e.project.ID)); rec.Code != 200 {
+					t.Errorf("admin on /api/admin: %d, want 200", rec.Code)
+				}
+				if rec := e.get("/api/admin", e.token(t, e.reader, e.project.ID)); rec.Code != 403 {
+					t.Errorf("reader on /api/admin: %d, want 403", rec.Code)
+				}
+				pat, err := e.srv.MintToken(e.reader.UserID, devserver.TokenOptions{Audience: []string{e.api.ClientID}, JWT: jwtTokens})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rec := e.get("/api/me", pat); rec.Code != 200 {
+					t.Errorf("client-ID-only (personal access token style) token: %d, want 200", rec.Code)
+				}
+			})
+		}
+	}
+}
+
+func TestEndToEndRevocation(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, withGuard)
+	tok := e.token(t, e.reader, e.project.ID)
+	if rec := e.get("/api/me", tok); rec.Code != 200 {
+		t.Fatalf("before revocation: %d", rec.Code)
+	}
+	if err := e.srv.Revoke(tok); err != nil {
+		t.Fatal(err)
+	}
+	if rec := e.get("/api/me", tok); rec.Code != 200 {
+		t.Errorf("revoked, within the cache's max TTL: %d, want 200 (the documented staleness bound)", rec.Code)
+	}
+	time.Sleep(1100 * time.Millisecond) // the guard's max TTL is 1 s
+	if rec := e.get("/api/me", tok); rec.Code != 401 {
+		t.Errorf("revoked, after the cache entry expired: %d, want 401", rec.Code)
+	}
+
+	tok2 := e.token(t, e.reader, e.project.ID)
+	_ = e.get("/api/me", tok2)
+	_ = e.srv.Revoke(tok2)
+	e.guard.Invalidate(tok2)
+	if rec := e.get("/api/me", tok2); rec.Code != 401 {
+		t.Errorf("revoked and invalidated: %d, want 401 at once", rec.Code)
+	}
+}

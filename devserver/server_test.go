@@ -188,7 +188,9 @@ func TestClientCredentialsAndSecretApp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tr struct{ AccessToken string `json:"access_token"` }
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {

@@ -1,4 +1,11 @@
-// Command gin is an API protected by tokenguard with gin. It is its own
+// Command gin is an API protected by tokenguard with gin.
+//
+// With no configuration it starts an in-process development authorization
+// server and prints ready-to-run curl commands:
+//
+//	go run ./examples/gin
+//
+// Against ZITADEL: It is its own
 // module so that gin stays out of the library's go.mod.
 //
 //	ISSUER=https://my-instance.zitadel.cloud KEY_FILE=api-key.json PROJECT_ID=123 go run ./examples/gin
@@ -32,20 +39,7 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := exampleapp.ParseConfig("gin", args, getenv, stderr)
-	if err != nil {
-		return err
-	}
-	cfg, cleanup, err := exampleapp.DevIfNoIssuer(ctx, cfg, stdout)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	guard, err := exampleapp.NewGuard(ctx, cfg, middleware.WithLogger(exampleapp.Logger(stderr)))
-	if err != nil {
-		return err
-	}
-	return exampleapp.Serve(ctx, cfg.Addr, newRouter(guard.Middleware), exampleapp.Announce(stdout))
+	return exampleapp.Run(ctx, "gin", args, getenv, stdout, stderr, newRouter)
 }
 
 // protect adapts the framework-neutral middleware to gin: authenticate the

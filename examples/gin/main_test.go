@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"io"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/tokenguard/tokenguard/examples/internal/exampleapp"
@@ -21,10 +19,4 @@ func TestContract(t *testing.T) {
 	})
 }
 
-func TestRunRejectsBadConfig(t *testing.T) {
-	env := map[string]string{"ISSUER": "http://127.0.0.1:1"}
-	err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "KEY_FILE") {
-		t.Errorf("run() err = %v, want it to ask for KEY_FILE", err)
-	}
-}
+func TestProgram(t *testing.T) { exampletest.Program(t, run) }

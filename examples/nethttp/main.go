@@ -1,5 +1,12 @@
 // Command nethttp is an API protected by tokenguard with net/http.
 //
+// With no configuration it starts an in-process development authorization
+// server and prints ready-to-run curl commands:
+//
+//	go run ./examples/nethttp
+//
+// Against ZITADEL:
+//
 //	ISSUER=https://my-instance.zitadel.cloud KEY_FILE=api-key.json PROJECT_ID=123 go run ./examples/nethttp
 //
 // Routes: GET /ping (public), GET /api/ping, GET /api/me (any valid token for
@@ -30,20 +37,7 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := exampleapp.ParseConfig("nethttp", args, getenv, stderr)
-	if err != nil {
-		return err
-	}
-	cfg, cleanup, err := exampleapp.DevIfNoIssuer(ctx, cfg, stdout)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	guard, err := exampleapp.NewGuard(ctx, cfg, middleware.WithLogger(exampleapp.Logger(stderr)))
-	if err != nil {
-		return err
-	}
-	return exampleapp.Serve(ctx, cfg.Addr, newRouter(guard.Middleware), exampleapp.Announce(stdout))
+	return exampleapp.Run(ctx, "nethttp", args, getenv, stdout, stderr, newRouter)
 }
 
 // newRouter returns the API: one public route and three protected ones.

@@ -175,7 +175,7 @@ func loadKey(cfg Config) (*clientauth.Key, error) {
 
 func checkKeyType(key *clientauth.Key) (*clientauth.Key, error) {
 	if key.Type != clientauth.TypeApplication {
-		return nil, fmt.Errorf("tokenguard: key %s is a %q key; the API needs its application key (type \"application\"), created under the API application in the ZITADEL console", key.KeyID, key.Type)
+		return nil, fmt.Errorf("tokenguard: key %s has type %q; the API needs its application key (type \"application\"), created under the API application in the ZITADEL console", key.KeyID, key.Type)
 	}
 	return key, nil
 }

@@ -84,7 +84,7 @@ func (j *JWTBearer) Token(ctx context.Context) (*oauth2.Token, error) {
 		return nil, errors.New("clientauth: JWTBearer.Key is required")
 	}
 	if j.Key.Type != TypeServiceAccount {
-		return nil, fmt.Errorf("clientauth: key %s is a %q key; the jwt-bearer grant needs a service user key (type \"serviceaccount\")", j.Key.KeyID, j.Key.Type)
+		return nil, fmt.Errorf("clientauth: key %s has type %q; the jwt-bearer grant needs a service user key (type \"serviceaccount\")", j.Key.KeyID, j.Key.Type)
 	}
 	if j.Issuer == "" {
 		return nil, errors.New("clientauth: JWTBearer.Issuer is required")

@@ -24,7 +24,9 @@
 // # Caching
 //
 // Nothing is cached; all state lives in memory and dies with the server.
-// Signing and token encryption keys are generated at start.
+// Signing and token encryption keys are generated at start. Refused token
+// requests are logged by the op package through [log/slog]'s default logger
+// (a Warn with the OpenID error), which helps when a grant fails.
 //
 // # Security
 //

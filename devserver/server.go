@@ -6,7 +6,6 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -37,7 +36,6 @@ type config struct {
 	lifetime time.Duration
 	jwt      bool
 	delay    time.Duration
-	logger   *slog.Logger
 	now      func() time.Time
 }
 
@@ -57,9 +55,6 @@ func WithJWTAccessTokens() Option { return func(c *config) { c.jwt = true } }
 // WithIntrospectionDelay delays every introspection answer by d, to measure
 // or test a slow authorization server. Default: none.
 func WithIntrospectionDelay(d time.Duration) Option { return func(c *config) { c.delay = d } }
-
-// WithLogger sets the logger for the provider's own messages. Default: none.
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // WithClock sets the clock for token lifetimes and expiry checks. Default:
 // [time.Now]. Assertion checks by the op package keep using real time.
@@ -88,7 +83,7 @@ type Server struct {
 // Start starts a server on 127.0.0.1 (see [WithAddr]) and returns once it
 // accepts connections. Close it when done.
 func Start(opts ...Option) (*Server, error) {
-	cfg := config{addr: "127.0.0.1:0", lifetime: DefaultTokenLifetime, logger: slog.New(slog.DiscardHandler), now: time.Now}
+	cfg := config{addr: "127.0.0.1:0", lifetime: DefaultTokenLifetime, now: time.Now}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -124,7 +119,6 @@ func Start(opts ...Option) (*Server, error) {
 	}
 	s.provider, err = op.NewProvider(&op.Config{CryptoKey: cryptoKey, AuthMethodPrivateKeyJWT: true}, s.store, op.StaticIssuer(s.issuer),
 		op.WithAllowInsecure(),
-		op.WithLogger(cfg.logger),
 		op.WithCustomEndpoints(
 			op.NewEndpoint("oauth/v2/authorize"), op.NewEndpoint(strings.TrimPrefix(TokenPath, "/")),
 			op.NewEndpoint("oidc/v1/userinfo"), op.NewEndpoint(strings.TrimPrefix(RevokePath, "/")),

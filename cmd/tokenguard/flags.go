@@ -46,4 +46,3 @@ func required(flags map[string]string) error {
 	}
 	return nil
 }
-

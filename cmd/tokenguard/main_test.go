@@ -210,7 +210,9 @@ func TestDev(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	out, errb := &syncBuf{}, &syncBuf{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"dev", "-addr", "127.0.0.1:0", "-out", dir}, strings.NewReader(""), out, errb) }()
+	go func() {
+		done <- run(ctx, []string{"dev", "-addr", "127.0.0.1:0", "-out", dir}, strings.NewReader(""), out, errb)
+	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(out.String(), "Ctrl+C") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"math"
 	"sync"
 	"time"
 
@@ -10,6 +11,9 @@ import (
 
 // ErrSize is returned by [New] for a size that is not positive.
 var ErrSize = errors.New("cache: size must be positive")
+
+// maxTime is the last instant UnixNano can represent.
+var maxTime = time.Unix(0, math.MaxInt64)
 
 // Option configures an [LRU].
 type Option func(*config)
@@ -30,7 +34,7 @@ func WithClock(now func() time.Time) Option {
 
 type entry[V any] struct {
 	val     V
-	expires time.Time
+	expires int64 // Unix nanoseconds: 8 bytes, not a 24-byte time.Time
 }
 
 // LRU is a fixed-size least-recently-used cache whose entries each expire at
@@ -74,7 +78,7 @@ func (c *LRU[K, V]) Get(key K) (v V, ok bool) {
 	if !ok {
 		return v, false
 	}
-	if !now.Before(e.expires) {
+	if now.UnixNano() >= e.expires {
 		c.lru.Remove(key)
 		return v, false
 	}
@@ -93,7 +97,11 @@ func (c *LRU[K, V]) Add(key K, value V, expires time.Time) (evicted bool) {
 		c.lru.Remove(key)
 		return false
 	}
-	return c.lru.Add(key, entry[V]{val: value, expires: expires})
+	exp := int64(math.MaxInt64) // beyond 2262 UnixNano is undefined: clamp
+	if expires.Before(maxTime) {
+		exp = expires.UnixNano()
+	}
+	return c.lru.Add(key, entry[V]{val: value, expires: exp})
 }
 
 // Remove deletes the entry for key, if any, and reports whether there was one.

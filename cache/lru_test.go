@@ -83,6 +83,15 @@ func TestAddPastExpiryStoresNothing(t *testing.T) {
 	}
 }
 
+func TestFarFutureExpiry(t *testing.T) {
+	t.Parallel()
+	c, _ := New[string, int](1)
+	c.Add("k", 1, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+	if _, ok := c.Get("k"); !ok {
+		t.Errorf("Get(k) missing for an expiry in year 9999")
+	}
+}
+
 func TestEvictsLeastRecentlyUsed(t *testing.T) {
 	t.Parallel()
 	clk := newClock()

@@ -78,8 +78,8 @@ func TestIntrospectActive(t *testing.T) {
 	if !r.RolesFor(project).HasInOrg("admin", "org-1") || r.RolesFor(project).Has("reader") {
 		t.Errorf("RolesFor(%q) = %v, want admin in org-1 only", project, r.RolesFor(project))
 	}
-	if r.Claims["custom"] != "kept" {
-		t.Errorf("Claims[custom] = %v, want every claim kept", r.Claims["custom"])
+	if r.Claims()["custom"] != "kept" {
+		t.Errorf("Claims()[custom] = %v, want every claim kept", r.Claims()["custom"])
 	}
 }
 

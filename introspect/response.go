@@ -1,6 +1,7 @@
 package introspect
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -21,79 +22,193 @@ const (
 	projectRolesSuffix = ":roles"
 )
 
-// Roles maps a project role to the organizations that granted it: role ->
-// organization ID -> organization primary domain. A nil Roles has no role.
-type Roles map[string]map[string]string
+// RoleGrant is one project role granted by one organization.
+type RoleGrant struct {
+	Role   string
+	OrgID  string
+	Domain string // the organization's primary domain
+}
 
-// Has reports whether role was granted in any organization.
+// Roles are the grants of a ZITADEL roles claim
+// ({"role": {"orgID": "domain"}}), one entry per role and organization. A nil
+// Roles has no role. It is a slice rather than a map because a token carries
+// a handful of roles and every cached result holds one.
+type Roles []RoleGrant
+
+// Has reports whether role was granted by any organization.
 func (r Roles) Has(role string) bool {
-	_, ok := r[role]
-	return ok
+	return slices.ContainsFunc(r, func(g RoleGrant) bool { return g.Role == role })
 }
 
 // HasInOrg reports whether role was granted by the organization orgID.
 func (r Roles) HasInOrg(role, orgID string) bool {
-	_, ok := r[role][orgID]
-	return ok
+	return slices.ContainsFunc(r, func(g RoleGrant) bool { return g.Role == role && g.OrgID == orgID })
 }
 
-// Names returns the granted roles, sorted.
+// Names returns the granted roles, sorted, each once.
 func (r Roles) Names() []string {
 	names := make([]string, 0, len(r))
-	for k := range r {
-		names = append(names, k)
+	for _, g := range r {
+		names = append(names, g.Role)
 	}
 	slices.Sort(names)
-	return names
+	return slices.Compact(names)
 }
 
-// Response is an introspection response (RFC 7662 §2.2). It keeps every claim:
-// the registered ones in the embedded [oidc.IntrospectionResponse] (aud may
-// arrive as a string or an array, times as integers or floats) and all others
-// in its Claims map. ZITADEL's organization and role claims are also decoded
-// into OrgID, Roles and ProjectRoles.
+// ProjectRoles are the roles of one project, from a
+// urn:zitadel:iam:org:project:{projectID}:roles claim.
+type ProjectRoles struct {
+	ProjectID string
+	Roles     Roles
+}
+
+// Response is an introspection response (RFC 7662 §2.2), decoded once into
+// compact typed fields. Every claim stays available through
+// [Response.Claims]. aud may arrive as a string or an array, times as
+// integers, floats or RFC 3339 strings; active must be the JSON boolean true.
 //
 // A Response returned by [Client.Introspect] may be shared by many requests
 // through the cache: callers MUST NOT modify it.
 type Response struct {
-	oidc.IntrospectionResponse
+	Active     bool
+	Scope      []string  // scope, split on spaces
+	ClientID   string    // client_id
+	Username   string    // username
+	TokenType  string    // token_type
+	Expiration oidc.Time // exp, in seconds; 0 if absent
+	IssuedAt   oidc.Time // iat
+	NotBefore  oidc.Time // nbf
+	Subject    string    // sub
+	Audience   []string  // aud
+	Issuer     string    // iss
+	JWTID      string    // jti
 
 	// OrgID is the urn:zitadel:iam:user:resourceowner:id claim.
-	OrgID string `json:"-"`
+	OrgID string
 	// Roles is the urn:zitadel:iam:org:project:roles claim: the roles in
 	// the project the token was requested for.
-	Roles Roles `json:"-"`
+	Roles Roles
 	// ProjectRoles holds the urn:zitadel:iam:org:project:{projectID}:roles
-	// claims, keyed by project ID.
-	ProjectRoles map[string]Roles `json:"-"`
+	// claims.
+	ProjectRoles []ProjectRoles
+
+	raw []byte // the response body, for Claims and MarshalJSON
 }
 
-// RolesFor returns the roles granted in the project projectID: the
+// RolesFor returns the roles granted in the project projectID: from the
 // project-specific claim when the response has one, else the generic
 // urn:zitadel:iam:org:project:roles claim.
 func (r *Response) RolesFor(projectID string) Roles {
-	if roles, ok := r.ProjectRoles[projectID]; ok {
-		return roles
+	for _, p := range r.ProjectRoles {
+		if p.ProjectID == projectID {
+			return p.Roles
+		}
 	}
 	return r.Roles
 }
 
-// UnmarshalJSON decodes an introspection response. active must be a JSON
-// boolean; claims of unexpected types are left out of the typed fields but
-// kept in Claims.
+// Claims decodes and returns every claim of the response, registered and
+// private, as the server sent them. It decodes on each call: handlers that
+// need a claim often should keep the result.
+func (r *Response) Claims() map[string]any {
+	m := map[string]any{}
+	if len(r.raw) > 0 {
+		_ = json.Unmarshal(r.raw, &m) // raw was valid JSON when decoded
+	}
+	return m
+}
+
+// wire is the registered part of the response, decoded with oidc's lenient
+// types.
+type wire struct {
+	Active     bool                     `json:"active"`
+	Scope      oidc.SpaceDelimitedArray `json:"scope"`
+	ClientID   string                   `json:"client_id"`
+	Username   string                   `json:"username"`
+	TokenType  string                   `json:"token_type"`
+	Expiration oidc.Time                `json:"exp"`
+	IssuedAt   oidc.Time                `json:"iat"`
+	NotBefore  oidc.Time                `json:"nbf"`
+	Subject    string                   `json:"sub"`
+	Audience   oidc.Audience            `json:"aud"`
+	Issuer     string                   `json:"iss"`
+	JWTID      string                   `json:"jti"`
+	OrgID      json.RawMessage          `json:"urn:zitadel:iam:user:resourceowner:id"`
+}
+
+// UnmarshalJSON decodes an introspection response. Registered claims of the
+// wrong JSON type are an error; ZITADEL claims of an unexpected shape grant
+// nothing and are left to Claims.
 func (r *Response) UnmarshalJSON(data []byte) error {
-	var base oidc.IntrospectionResponse
-	if err := json.Unmarshal(data, &base); err != nil {
+	var w wire
+	if err := json.Unmarshal(data, &w); err != nil {
 		return err
 	}
-	*r = Response{IntrospectionResponse: base}
-	r.decodeZITADEL()
+	// Dynamic claim names (project role claims) need a pass over the keys.
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(data, &members); err != nil {
+		return err
+	}
+	*r = Response{
+		Active: w.Active, ClientID: w.ClientID, Username: w.Username, TokenType: w.TokenType,
+		Expiration: w.Expiration, IssuedAt: w.IssuedAt, NotBefore: w.NotBefore,
+		Subject: w.Subject, Issuer: w.Issuer, JWTID: w.JWTID,
+		raw: bytes.Clone(data),
+	}
+	if s := slices.DeleteFunc(w.Scope, func(s string) bool { return s == "" }); len(s) > 0 {
+		r.Scope = slices.Clip(s)
+	}
+	if len(w.Audience) > 0 {
+		r.Audience = slices.Clip(w.Audience)
+	}
+	_ = json.Unmarshal(w.OrgID, &r.OrgID) // a non-string org ID is left out
+	if r.ClientID == r.Subject {
+		r.ClientID = r.Subject // service users: one string, not two
+	}
+	in := interner{r.OrgID: r.OrgID}
+	for name, v := range members {
+		if !strings.HasPrefix(name, projectRolesPrefix) || !strings.HasSuffix(name, projectRolesSuffix) {
+			continue
+		}
+		roles := decodeRoles(v, in)
+		if name == ClaimRoles {
+			r.Roles = roles
+			continue
+		}
+		project := name[len(projectRolesPrefix) : len(name)-len(projectRolesSuffix)]
+		if project == "" || strings.Contains(project, ":") {
+			continue
+		}
+		r.ProjectRoles = append(r.ProjectRoles, ProjectRoles{ProjectID: project, Roles: roles})
+	}
+	// ZITADEL sends the same grants in the generic and the project claim:
+	// keep one copy, as cached results are many.
+	for i, p := range r.ProjectRoles {
+		if slices.Equal(p.Roles, r.Roles) {
+			r.ProjectRoles[i].Roles = r.Roles
+		}
+	}
+	r.ProjectRoles = slices.Clip(r.ProjectRoles)
 	return nil
 }
 
-// MarshalJSON encodes the response with every claim it was decoded from.
+// interner shares equal strings within one response.
+type interner map[string]string
+
+func (in interner) get(s string) string {
+	if v, ok := in[s]; ok {
+		return v
+	}
+	in[s] = s
+	return s
+}
+
+// MarshalJSON returns the response as the server sent it.
 func (r *Response) MarshalJSON() ([]byte, error) {
-	return r.IntrospectionResponse.MarshalJSON()
+	if len(r.raw) == 0 {
+		return []byte(`{"active":false}`), nil
+	}
+	return r.raw, nil
 }
 
 // Decode parses an introspection response body.
@@ -105,49 +220,26 @@ func Decode(data []byte) (*Response, error) {
 	return r, nil
 }
 
-func (r *Response) decodeZITADEL() {
-	if org, ok := r.Claims[ClaimOrgID].(string); ok {
-		r.OrgID = org
-	}
-	for name, v := range r.Claims {
-		if !strings.HasPrefix(name, projectRolesPrefix) || !strings.HasSuffix(name, projectRolesSuffix) {
-			continue
-		}
-		roles := decodeRoles(v)
-		if name == ClaimRoles {
-			r.Roles = roles
-			continue
-		}
-		project := name[len(projectRolesPrefix) : len(name)-len(projectRolesSuffix)]
-		if project == "" || strings.Contains(project, ":") {
-			continue
-		}
-		if r.ProjectRoles == nil {
-			r.ProjectRoles = make(map[string]Roles)
-		}
-		r.ProjectRoles[project] = roles
-	}
-}
-
 // decodeRoles reads {"role": {"orgID": "domain"}}, skipping entries of other
 // shapes rather than failing: an odd claim grants nothing.
-func decodeRoles(v any) Roles {
-	m, ok := v.(map[string]any)
-	if !ok {
+func decodeRoles(v json.RawMessage, in interner) Roles {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(v, &m) != nil {
 		return nil
 	}
-	roles := make(Roles, len(m))
+	var roles Roles
 	for role, orgs := range m {
-		om, ok := orgs.(map[string]any)
-		if !ok {
+		var om map[string]any
+		if json.Unmarshal(orgs, &om) != nil {
 			continue
 		}
-		grants := make(map[string]string, len(om))
 		for org, domain := range om {
 			d, _ := domain.(string)
-			grants[org] = d
+			roles = append(roles, RoleGrant{Role: in.get(role), OrgID: in.get(org), Domain: in.get(d)})
 		}
-		roles[role] = grants
 	}
-	return roles
+	slices.SortFunc(roles, func(a, b RoleGrant) int {
+		return strings.Compare(a.Role+"\x00"+a.OrgID, b.Role+"\x00"+b.OrgID)
+	})
+	return slices.Clip(roles)
 }

@@ -1,6 +1,8 @@
 package introspect_test
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/tokenguard/tokenguard/introspect"
@@ -64,6 +66,31 @@ func TestProjectRolesPreferred(t *testing.T) {
 	}
 	if !r.RolesFor("7").Has("reader") {
 		t.Errorf("RolesFor(7) = %v, want the generic claim", r.RolesFor("7"))
+	}
+}
+
+func TestDecodeSharesDuplicates(t *testing.T) {
+	t.Parallel()
+	r, err := introspect.Decode([]byte(`{"active":true,"sub":"u1","client_id":"u1",
+		"urn:zitadel:iam:user:resourceowner:id":"o1","custom":[1,2],
+		"urn:zitadel:iam:org:project:roles":{"b":{"o1":"d"},"a":{"o1":"d"}},
+		"urn:zitadel:iam:org:project:42:roles":{"a":{"o1":"d"},"b":{"o1":"d"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := r.RolesFor("42")
+	if len(pr) != 2 || &pr[0] != &r.Roles[0] {
+		t.Errorf("project roles equal to the generic claim are a second copy: %v", pr)
+	}
+	if got := r.Roles.Names(); strings.Join(got, ",") != "a,b" {
+		t.Errorf("Names() = %v, want [a b]", got)
+	}
+	claims := r.Claims()
+	if claims["custom"] == nil || claims["sub"] != "u1" || claims["urn:zitadel:iam:org:project:42:roles"] == nil {
+		t.Errorf("Claims() = %v, want every claim", claims)
+	}
+	if out, _ := json.Marshal(r); !strings.Contains(string(out), `"custom":[1,2]`) {
+		t.Errorf("MarshalJSON() = %s, want the response as sent", out)
 	}
 }
 

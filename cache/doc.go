@@ -15,6 +15,10 @@
 //
 // # Caching
 //
+// Hits take a read lock and refresh an entry's recency at most once per
+// [PromoteInterval], so concurrent hits on hot entries do not serialize; the
+// eviction order is least recently used to within that interval.
+//
 // Expiry is checked lazily: [LRU.Get] reports an expired entry as missing and
 // removes it. No goroutine runs in the background, so an LRU needs no Close.
 // Expired entries that are never asked for again are dropped by LRU eviction.

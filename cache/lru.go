@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -32,9 +33,16 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
+// PromoteInterval is how often, at most, a hit refreshes an entry's place in
+// the eviction order. Between refreshes a hit takes only a read lock, so
+// concurrent hits on a hot entry never wait for each other; eviction order is
+// least recently used to within this interval.
+const PromoteInterval = time.Second
+
 type entry[V any] struct {
-	val     V
-	expires int64 // Unix nanoseconds: 8 bytes, not a 24-byte time.Time
+	val      V
+	expires  int64        // Unix nanoseconds: 8 bytes, not a 24-byte time.Time
+	promoted atomic.Int64 // when a hit last moved the entry to the front
 }
 
 // LRU is a fixed-size least-recently-used cache whose entries each expire at
@@ -46,8 +54,8 @@ type entry[V any] struct {
 type LRU[K comparable, V any] struct {
 	now func() time.Time
 
-	mu  sync.Mutex // guards lru
-	lru *simplelru.LRU[K, entry[V]]
+	mu  sync.RWMutex // guards lru; hits hold it for reading
+	lru *simplelru.LRU[K, *entry[V]]
 }
 
 // New returns an LRU that holds at most size entries. It returns [ErrSize]
@@ -60,27 +68,38 @@ func New[K comparable, V any](size int, opts ...Option) (*LRU[K, V], error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	l, err := simplelru.NewLRU[K, entry[V]](size, nil)
+	l, err := simplelru.NewLRU[K, *entry[V]](size, nil)
 	if err != nil {
 		return nil, err
 	}
 	return &LRU[K, V]{now: cfg.now, lru: l}, nil
 }
 
-// Get returns the value stored under key and marks it recently used. It
-// reports false when there is no entry or the entry has expired; an expired
-// entry is removed.
+// Get returns the value stored under key and marks it recently used (see
+// [PromoteInterval]). It reports false when there is no entry or the entry
+// has expired; an expired entry is removed.
 func (c *LRU[K, V]) Get(key K) (v V, ok bool) {
-	now := c.now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.lru.Get(key)
+	now := c.now().UnixNano()
+	c.mu.RLock()
+	e, ok := c.lru.Peek(key)
+	c.mu.RUnlock()
 	if !ok {
 		return v, false
 	}
-	if now.UnixNano() >= e.expires {
-		c.lru.Remove(key)
+	if now >= e.expires {
+		c.mu.Lock()
+		if cur, ok := c.lru.Peek(key); ok && cur == e {
+			c.lru.Remove(key)
+		}
+		c.mu.Unlock()
 		return v, false
+	}
+	if last := e.promoted.Load(); now-last >= int64(PromoteInterval) && e.promoted.CompareAndSwap(last, now) {
+		c.mu.Lock()
+		if cur, ok := c.lru.Peek(key); ok && cur == e {
+			c.lru.Get(key) // moves it to the front
+		}
+		c.mu.Unlock()
 	}
 	return e.val, true
 }
@@ -97,11 +116,12 @@ func (c *LRU[K, V]) Add(key K, value V, expires time.Time) (evicted bool) {
 		c.lru.Remove(key)
 		return false
 	}
-	exp := int64(math.MaxInt64) // beyond 2262 UnixNano is undefined: clamp
+	e := &entry[V]{val: value, expires: math.MaxInt64} // beyond 2262 UnixNano is undefined: clamp
 	if expires.Before(maxTime) {
-		exp = expires.UnixNano()
+		e.expires = expires.UnixNano()
 	}
-	return c.lru.Add(key, entry[V]{val: value, expires: exp})
+	e.promoted.Store(now.UnixNano())
+	return c.lru.Add(key, e)
 }
 
 // Remove deletes the entry for key, if any, and reports whether there was one.
@@ -113,8 +133,8 @@ func (c *LRU[K, V]) Remove(key K) bool {
 
 // Len returns the number of entries, including expired entries not yet removed.
 func (c *LRU[K, V]) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	return c.lru.Len()
 }
 

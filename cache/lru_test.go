@@ -99,6 +99,8 @@ func TestEvictsLeastRecentlyUsed(t *testing.T) {
 	exp := clk.Now().Add(time.Hour)
 	c.Add(1, 1, exp)
 	c.Add(2, 2, exp)
+	c.Get(1) // within PromoteInterval of its Add: recency unchanged
+	clk.Advance(PromoteInterval)
 	c.Get(1) // 2 is now least recently used
 	if evicted := c.Add(3, 3, exp); !evicted {
 		t.Errorf("Add(3) on a full cache reported no eviction")
@@ -110,6 +112,20 @@ func TestEvictsLeastRecentlyUsed(t *testing.T) {
 		if _, ok := c.Get(k); !ok {
 			t.Errorf("Get(%d) missing, want present", k)
 		}
+	}
+}
+
+func TestPromotionIsRateLimited(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	c, _ := New[int, int](2, WithClock(clk.Now))
+	exp := clk.Now().Add(time.Hour)
+	c.Add(1, 1, exp)
+	c.Add(2, 2, exp)
+	c.Get(1) // too soon after Add to move: 1 stays least recently used
+	c.Add(3, 3, exp)
+	if _, ok := c.Get(1); ok {
+		t.Errorf("Get(1) found an entry that a hit within PromoteInterval should not have promoted")
 	}
 }
 

@@ -40,17 +40,22 @@ func ParseAuthorization(values []string) (string, error) {
 	return token, nil
 }
 
+// b64tokenChar marks the characters of RFC 6750's b64token before its
+// trailing "=" padding: ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/".
+var b64tokenChar = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
+	}
+	return t
+}()
+
 // isB64Token reports whether s matches 1*( ALPHA / DIGIT / "-" / "." / "_" /
-// "~" / "+" / "/" ) *"=".
+// "~" / "+" / "/" ) *"=". It runs on every request: one table load a byte.
 func isB64Token(s string) bool {
 	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
-			continue
-		}
-		break
+	for i < len(s) && b64tokenChar[s[i]] {
+		i++
 	}
 	if i == 0 {
 		return false

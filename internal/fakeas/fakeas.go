@@ -156,6 +156,13 @@ func (s *Server) Mint(t Token) string {
 	return tok
 }
 
+// Alias makes alias introspect as token does.
+func (s *Server) Alias(alias, token string) {
+	s.mu.Lock()
+	s.tokens[alias] = s.tokens[token]
+	s.mu.Unlock()
+}
+
 // Revoke makes token inactive.
 func (s *Server) Revoke(token string) { s.mu.Lock(); s.revoked[token] = true; s.mu.Unlock() }
 

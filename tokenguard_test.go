@@ -121,3 +121,5 @@ func TestNewRejects(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func discardLogs() middleware.Option { return middleware.WithLogger(discard()) }

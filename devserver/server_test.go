@@ -51,7 +51,7 @@ func newWorld(t *testing.T, opts ...devserver.Option) *world {
 		t.Fatal(err)
 	}
 	auth, _ := key.PrivateKeyJWT(srv.Issuer())
-	if w.client, err = introspect.New(srv.Issuer()+devserver.IntrospectPath, auth, introspect.WithoutCache()); err != nil {
+	if w.client, err = introspect.New(srv.Issuer()+devserver.IntrospectPath, auth, introspect.WithoutCache(), introspect.WithRetries(0, 0)); err != nil {
 		t.Fatal(err)
 	}
 	return w

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"mime"
 	"net/http"
 	"net/url"
@@ -36,10 +37,24 @@ type Client struct {
 	auth     ClientAuthenticator
 	cfg      config
 
-	cache *cache.LRU[[sha256.Size]byte, *Response] // nil when caching is off
-	group singleflight.Group
-	bufs  sync.Pool // *[]byte scratch space for cache keys
+	cache   *cache.LRU[[sha256.Size]byte, cached]   // active results; nil when caching is off
+	neg     *cache.LRU[[sha256.Size]byte, struct{}] // inactive results; nil when off
+	group   singleflight.Group
+	bufs    sync.Pool     // *[]byte scratch space for cache keys
+	sem     chan struct{} // in-flight introspection slots
+	breaker breaker
 }
+
+// cached is an active result and the time (Unix ns) until which it is served
+// without asking; past it, until the entry expires, it is only a fallback
+// for WithStaleIfError.
+type cached struct {
+	resp  *Response
+	fresh int64
+}
+
+// inactive is the shared result for tokens found in the negative cache.
+var inactive = &Response{}
 
 // New returns a Client for the introspection endpoint, authenticating with
 // auth. The endpoint must be an absolute http or https URL; find it with
@@ -68,12 +83,27 @@ func New(endpoint string, auth ClientAuthenticator, opts ...Option) (*Client, er
 		return nil, fmt.Errorf("introspect: max TTL %v must be positive", cfg.maxTTL)
 	case cfg.negativeTTL < 0 || cfg.negativeTTL > cfg.maxTTL:
 		return nil, fmt.Errorf("introspect: negative TTL %v must be between 0 and the max TTL %v", cfg.negativeTTL, cfg.maxTTL)
+	case cfg.negSize < 0:
+		return nil, fmt.Errorf("introspect: negative cache size %d must not be negative", cfg.negSize)
+	case cfg.staleIfErr < 0:
+		return nil, fmt.Errorf("introspect: stale-if-error window %v must not be negative", cfg.staleIfErr)
+	case cfg.maxInFlight <= 0 || cfg.flightWait < 0:
+		return nil, fmt.Errorf("introspect: max in flight %d must be positive and its wait %v not negative", cfg.maxInFlight, cfg.flightWait)
+	case cfg.retries < 0 || (cfg.retries > 0 && cfg.backoff <= 0):
+		return nil, fmt.Errorf("introspect: %d retries with backoff %v: retries must not be negative, backoff positive", cfg.retries, cfg.backoff)
+	case cfg.threshold < 0 || (cfg.threshold > 0 && cfg.cooldown <= 0):
+		return nil, fmt.Errorf("introspect: circuit breaker threshold %d, cooldown %v: threshold must not be negative, cooldown positive", cfg.threshold, cfg.cooldown)
 	}
-	c := &Client{endpoint: endpoint, auth: auth, cfg: cfg}
+	c := &Client{endpoint: endpoint, auth: auth, cfg: cfg, sem: make(chan struct{}, cfg.maxInFlight),
+		breaker: breaker{threshold: cfg.threshold, cooldown: cfg.cooldown}}
 	if cfg.cacheSize > 0 {
-		c.cache, err = cache.New[[sha256.Size]byte, *Response](cfg.cacheSize, cache.WithClock(cfg.now))
-		if err != nil {
+		if c.cache, err = cache.New[[sha256.Size]byte, cached](cfg.cacheSize, cache.WithClock(cfg.now)); err != nil {
 			return nil, fmt.Errorf("introspect: %w", err)
+		}
+		if cfg.negativeTTL > 0 && cfg.negSize > 0 {
+			if c.neg, err = cache.New[[sha256.Size]byte, struct{}](cfg.negSize, cache.WithClock(cfg.now)); err != nil {
+				return nil, fmt.Errorf("introspect: %w", err)
+			}
 		}
 	}
 	c.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
@@ -86,12 +116,15 @@ func (c *Client) Endpoint() string { return c.endpoint }
 // Introspect reports what the authorization server knows about token. It
 // returns the response for an active token, [ErrInactive] for an inactive
 // one, and otherwise an error that matches [ErrUnavailable] or
-// [ErrClientAuth] with errors.Is, or is an [*Error].
+// [ErrClientAuth] with errors.Is, or is an [*Error]; [RetryAfter] tells how
+// long to wait after an unavailable server.
 //
 // With caching on (the default), an answer is reused until the cache entry
 // expires, and concurrent calls for an uncached token share one request to
 // the server; each caller still returns as soon as its own ctx is done.
-// Errors are never cached.
+// Errors are never cached. Requests to the server are bounded in number
+// ([WithMaxInFlight]), retried on network errors and 5xx ([WithRetries]),
+// and stopped for a while after repeated failures ([WithCircuitBreaker]).
 func (c *Client) Introspect(ctx context.Context, token string) (*Response, error) {
 	if token == "" {
 		return nil, ErrInactive
@@ -99,13 +132,25 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Response, error
 	if c.cache == nil {
 		ctx, cancel := context.WithTimeout(ctx, c.cfg.timeout)
 		defer cancel()
-		return result(c.fetch(ctx, token))
+		return result(c.call(ctx, token))
 	}
 	key := c.key(token)
-	if r, ok := c.cache.Get(key); ok {
-		return result(r, nil)
+	var stale *Response
+	if e, ok := c.cache.Get(key); ok {
+		if c.cfg.now().UnixNano() < e.fresh {
+			return e.resp, nil // only active results are in c.cache
+		}
+		stale = e.resp
+	} else if c.neg != nil {
+		if _, ok := c.neg.Get(key); ok {
+			return nil, ErrInactive
+		}
 	}
-	return c.introspectMiss(ctx, key, token)
+	r, err := c.introspectMiss(ctx, key, token)
+	if err != nil && stale != nil && errors.Is(err, ErrUnavailable) {
+		return stale, nil // WithStaleIfError: never past exp, see store
+	}
+	return r, err
 }
 
 // introspectMiss asks the server through the singleflight group. It is apart
@@ -114,12 +159,17 @@ func (c *Client) introspectMiss(ctx context.Context, key [sha256.Size]byte, toke
 	ch := c.group.DoChan(string(key[:]), func() (any, error) {
 		// A flight that finished between our Get and DoChan has filled
 		// the cache: look again so that one token costs one call.
-		if r, ok := c.cache.Get(key); ok {
-			return r, nil
+		if e, ok := c.cache.Get(key); ok && c.cfg.now().UnixNano() < e.fresh {
+			return e.resp, nil
+		}
+		if c.neg != nil {
+			if _, ok := c.neg.Get(key); ok {
+				return inactive, nil
+			}
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.timeout)
 		defer cancel()
-		r, err := c.fetch(ctx, token)
+		r, err := c.call(ctx, token)
 		if err != nil {
 			return nil, err
 		}
@@ -141,7 +191,11 @@ func (c *Client) introspectMiss(ctx context.Context, key [sha256.Size]byte, toke
 // [Client.Introspect] asks the server again.
 func (c *Client) Invalidate(token string) {
 	if c.cache != nil {
-		c.cache.Remove(c.key(token))
+		key := c.key(token)
+		c.cache.Remove(key)
+		if c.neg != nil {
+			c.neg.Remove(key)
+		}
 	}
 }
 
@@ -169,21 +223,148 @@ func (c *Client) key(token string) [sha256.Size]byte {
 	return sum
 }
 
-// store caches r: an active result until the earlier of its exp and the max
-// TTL, an inactive one for the negative TTL.
+// store caches r: an active result fresh until the earlier of its exp and
+// the max TTL (kept up to the stale-if-error window longer, never past exp),
+// an inactive one in the negative cache for the negative TTL.
 func (c *Client) store(key [sha256.Size]byte, r *Response) {
 	now := c.cfg.now()
 	if !r.Active {
-		if c.cfg.negativeTTL > 0 {
-			c.cache.Add(key, r, now.Add(c.cfg.negativeTTL))
+		c.cache.Remove(key) // a stale active entry must not outlive the news
+		if c.neg != nil {
+			c.neg.Add(key, struct{}{}, now.Add(c.cfg.negativeTTL))
 		}
 		return
 	}
-	until := now.Add(c.cfg.maxTTL)
-	if exp := r.Expiration.AsTime(); !exp.IsZero() && exp.Before(until) {
-		until = exp
+	exp := r.Expiration.AsTime()
+	fresh := now.Add(c.cfg.maxTTL)
+	if !exp.IsZero() && exp.Before(fresh) {
+		fresh = exp
 	}
-	c.cache.Add(key, r, until) // an exp already past stores nothing
+	until := fresh
+	if c.cfg.staleIfErr > 0 {
+		until = now.Add(c.cfg.maxTTL + c.cfg.staleIfErr)
+		if !exp.IsZero() && exp.Before(until) {
+			until = exp
+		}
+	}
+	c.cache.Add(key, cached{resp: r, fresh: fresh.UnixNano()}, until) // an exp already past stores nothing
+}
+
+// call makes one introspection, guarded by the circuit breaker and the
+// in-flight limit, with retries.
+func (c *Client) call(ctx context.Context, token string) (*Response, error) {
+	if err := c.breaker.allow(c.cfg.now()); err != nil {
+		return nil, err
+	}
+	select {
+	case c.sem <- struct{}{}:
+	default:
+		t := time.NewTimer(c.cfg.flightWait)
+		select {
+		case c.sem <- struct{}{}:
+			t.Stop()
+		case <-t.C:
+			return nil, &UnavailableError{Reason: fmt.Sprintf("%d introspections already in flight", cap(c.sem)), RetryAfter: time.Second}
+		case <-ctx.Done():
+			t.Stop()
+			return nil, unavailable("waiting for an in-flight slot: %w", ctx.Err())
+		}
+	}
+	defer func() { <-c.sem }()
+	r, err := c.fetchWithRetries(ctx, token)
+	c.breaker.record(err, c.cfg.now())
+	return r, err
+}
+
+// fetchWithRetries retries network errors and 5xx answers with exponential
+// backoff and full jitter, while the deadline leaves time for the wait.
+func (c *Client) fetchWithRetries(ctx context.Context, token string) (*Response, error) {
+	for attempt := 0; ; attempt++ {
+		r, err := c.fetch(ctx, token)
+		if err == nil || attempt >= c.cfg.retries || !retryable(err) || ctx.Err() != nil {
+			return r, err
+		}
+		wait := rand.N(min(c.cfg.backoff<<attempt, time.Second) + 1)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
+			return r, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return r, err
+		}
+	}
+}
+
+// retryable reports network errors and 5xx answers; never 4xx, timeouts of
+// the call itself, or answers that could not be decoded.
+func retryable(err error) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.StatusCode >= 500
+	}
+	var te *transportError
+	return errors.As(err, &te) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
+}
+
+// transportError is a failure to exchange the request and response: the
+// kind worth retrying.
+type transportError struct{ err error }
+
+func (e *transportError) Error() string {
+	return "introspect: authorization server unavailable: " + e.err.Error()
+}
+func (e *transportError) Unwrap() error        { return e.err }
+func (e *transportError) Is(target error) bool { return target == ErrUnavailable }
+
+// breaker is a consecutive-failure circuit breaker.
+type breaker struct {
+	threshold int
+	cooldown  time.Duration
+
+	mu        sync.Mutex // guards the fields below
+	failures  int
+	openUntil time.Time
+	probing   bool
+}
+
+func (b *breaker) allow(now time.Time) error {
+	if b.threshold == 0 {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if now.Before(b.openUntil) {
+		return &UnavailableError{Reason: fmt.Sprintf("circuit breaker open after %d failures in a row", b.failures), RetryAfter: b.openUntil.Sub(now)}
+	}
+	if b.failures >= b.threshold { // cooldown over: let one call probe
+		if b.probing {
+			return &UnavailableError{Reason: "circuit breaker probing the server", RetryAfter: time.Second}
+		}
+		b.probing = true
+	}
+	return nil
+}
+
+// record counts a call's outcome: an answer of any kind from the server
+// closes the breaker; threshold failures in a row open it.
+func (b *breaker) record(err error, now time.Time) {
+	if b.threshold == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.probing = false
+	if err == nil || !errors.Is(err, ErrUnavailable) {
+		b.failures, b.openUntil = 0, time.Time{}
+		return
+	}
+	b.failures++
+	if b.failures >= b.threshold {
+		b.openUntil = now.Add(b.cooldown)
+	}
 }
 
 // fetch makes one introspection request.
@@ -203,18 +384,18 @@ func (c *Client) fetch(ctx context.Context, token string) (*Response, error) {
 
 	resp, err := c.cfg.httpClient.Do(req)
 	if err != nil {
-		return nil, unavailable("%w", err)
+		return nil, &transportError{err}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseSize+1))
 	if err != nil {
-		return nil, unavailable("reading response: %w", err)
+		return nil, &transportError{fmt.Errorf("reading response: %w", err)}
 	}
 	if len(body) > MaxResponseSize {
 		return nil, unavailable("response body exceeds %d bytes", MaxResponseSize)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, errorFromResponse(resp, body, c.cfg.now())
+		return nil, errorFromResponse(resp, body, c.cfg.now(), token)
 	}
 	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 		return nil, unavailable("response content type %q is not JSON", resp.Header.Get("Content-Type"))
@@ -226,14 +407,17 @@ func (c *Client) fetch(ctx context.Context, token string) (*Response, error) {
 	return r, nil
 }
 
-func errorFromResponse(resp *http.Response, body []byte, now time.Time) *Error {
+// errorFromResponse reads an error answer. Its text comes from the server:
+// the token is cut out of it, so that no log or error message can carry it.
+func errorFromResponse(resp *http.Response, body []byte, now time.Time, token string) *Error {
 	e := &Error{StatusCode: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now)}
 	var eb struct {
 		Error       string `json:"error"`
 		Description string `json:"error_description"`
 	}
 	if json.Unmarshal(body, &eb) == nil {
-		e.Code, e.Description = truncate(eb.Error, 100), truncate(eb.Description, 500)
+		e.Code = truncate(strings.ReplaceAll(eb.Error, token, "[token]"), 100)
+		e.Description = truncate(strings.ReplaceAll(eb.Description, token, "[token]"), 500)
 	}
 	return e
 }

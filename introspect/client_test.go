@@ -188,6 +188,19 @@ func TestIntrospectErrors(t *testing.T) {
 	}
 }
 
+func TestErrorsNeverCarryTheToken(t *testing.T) {
+	t.Parallel()
+	const tok = "s3cr3t-t0k3n"
+	srv := httptest.NewServer(status(400, `{"error":"bad `+tok+`","error_description":"token `+tok+` is odd"}`))
+	t.Cleanup(srv.Close)
+	c, _ := introspect.New(srv.URL, clientauth.ClientSecretBasic{ClientID: "a", Secret: "b"})
+	_, err := c.Introspect(context.Background(), tok)
+	var e *introspect.Error
+	if !errors.As(err, &e) || strings.Contains(err.Error(), tok) || strings.Contains(e.Code+e.Description, tok) {
+		t.Errorf("err = %v, want the server's text without the token", err)
+	}
+}
+
 func TestIntrospectUnreachable(t *testing.T) {
 	t.Parallel()
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -311,7 +324,7 @@ func TestCacheNegativeTTL(t *testing.T) {
 
 func TestCacheNeverStoresErrors(t *testing.T) {
 	t.Parallel()
-	as, c := newClient(t)
+	as, c := newClient(t, introspect.WithRetries(0, 0))
 	tok := as.Mint(fakeas.Token{Subject: "u", Audience: []string{project}})
 	as.SetFault(func(w http.ResponseWriter) bool { w.WriteHeader(http.StatusServiceUnavailable); return true })
 	for range 3 {

@@ -58,6 +58,34 @@ func (e *Error) Is(target error) bool {
 	return false
 }
 
+// UnavailableError is an [ErrUnavailable] that knows when to try again: the
+// circuit breaker is open, or the in-flight limit was reached.
+type UnavailableError struct {
+	Reason     string
+	RetryAfter time.Duration
+}
+
+func (e *UnavailableError) Error() string {
+	return "introspect: authorization server unavailable: " + e.Reason
+}
+
+// Is makes errors.Is(err, ErrUnavailable) true.
+func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+// RetryAfter returns how long the server (or the client's circuit breaker)
+// asked callers to wait, or 0 when err says nothing about it.
+func RetryAfter(err error) time.Duration {
+	var ue *UnavailableError
+	if errors.As(err, &ue) {
+		return ue.RetryAfter
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
+
 // unavailable wraps cause so that it matches ErrUnavailable.
 func unavailable(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrUnavailable}, args...)...)

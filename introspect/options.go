@@ -11,6 +11,19 @@ const (
 	DefaultCacheSize   = 10_000
 	DefaultMaxTTL      = 5 * time.Minute
 	DefaultNegativeTTL = 30 * time.Second
+	// DefaultNegativeCacheSize bounds the inactive results cached, apart
+	// from the active ones, so that junk tokens cannot evict good entries.
+	DefaultNegativeCacheSize = 1_000
+	// DefaultMaxInFlight bounds concurrent introspection requests.
+	DefaultMaxInFlight = 64
+	// DefaultInFlightWait is how long a call waits for an in-flight slot.
+	DefaultInFlightWait = 250 * time.Millisecond
+	// DefaultRetries is how many times a failed call is retried.
+	DefaultRetries = 2
+	// DefaultBreakerThreshold is how many failures in a row open the
+	// circuit breaker; DefaultBreakerCooldown is how long it stays open.
+	DefaultBreakerThreshold = 5
+	DefaultBreakerCooldown  = 5 * time.Second
 	// MaxResponseSize caps how much of a response body is read.
 	MaxResponseSize = 1 << 20
 )
@@ -25,6 +38,14 @@ type config struct {
 	maxTTL      time.Duration
 	negativeTTL time.Duration
 	negativeSet bool // negativeTTL was set by WithNegativeTTL
+	negSize     int
+	staleIfErr  time.Duration
+	maxInFlight int
+	flightWait  time.Duration
+	retries     int
+	backoff     time.Duration
+	threshold   int
+	cooldown    time.Duration
 	now         func() time.Time
 }
 
@@ -35,6 +56,13 @@ func defaultConfig() config {
 		cacheSize:   DefaultCacheSize,
 		maxTTL:      DefaultMaxTTL,
 		negativeTTL: DefaultNegativeTTL,
+		negSize:     DefaultNegativeCacheSize,
+		maxInFlight: DefaultMaxInFlight,
+		flightWait:  DefaultInFlightWait,
+		retries:     DefaultRetries,
+		backoff:     50 * time.Millisecond,
+		threshold:   DefaultBreakerThreshold,
+		cooldown:    DefaultBreakerCooldown,
 		now:         time.Now,
 	}
 }
@@ -75,6 +103,44 @@ func WithMaxTTL(d time.Duration) Option { return func(c *config) { c.maxTTL = d 
 // may not exceed the max TTL.
 func WithNegativeTTL(d time.Duration) Option {
 	return func(c *config) { c.negativeTTL, c.negativeSet = d, true }
+}
+
+// WithNegativeCacheSize bounds how many inactive results are cached. They
+// live in their own LRU, so that a flood of junk tokens cannot evict active
+// entries. Default: [DefaultNegativeCacheSize] (1,000).
+func WithNegativeCacheSize(n int) Option { return func(c *config) { c.negSize = n } }
+
+// WithStaleIfError lets an active result be served for up to d past the max
+// TTL while the server is unavailable, and never past the token's exp.
+// Default: 0, off: a server outage refuses requests (503) once entries reach
+// the max TTL. Turning it on trades the staleness bound (max TTL + d) for
+// availability during outages.
+func WithStaleIfError(d time.Duration) Option { return func(c *config) { c.staleIfErr = d } }
+
+// WithMaxInFlight bounds how many introspection requests run at once; a call
+// beyond it waits up to wait for a slot, then fails with [ErrUnavailable], so
+// that a flood of distinct tokens cannot overload the server or this process.
+// Default: [DefaultMaxInFlight] (64), [DefaultInFlightWait] (250 ms).
+func WithMaxInFlight(n int, wait time.Duration) Option {
+	return func(c *config) { c.maxInFlight, c.flightWait = n, wait }
+}
+
+// WithRetries sets how many times a call that failed with a network error or
+// a 5xx status is retried, after an exponential backoff from base with full
+// jitter, and only while the call's deadline allows. 4xx answers, including
+// 429, are never retried. Default: [DefaultRetries] (2), base 50 ms; 0 turns
+// retries off.
+func WithRetries(n int, base time.Duration) Option {
+	return func(c *config) { c.retries, c.backoff = n, base }
+}
+
+// WithCircuitBreaker makes calls fail fast with [ErrUnavailable] for cooldown
+// after threshold calls in a row failed as unavailable; then one call probes
+// the server, and its success closes the breaker. Default:
+// [DefaultBreakerThreshold] (5) and [DefaultBreakerCooldown] (5 s); a
+// threshold of 0 turns the breaker off.
+func WithCircuitBreaker(threshold int, cooldown time.Duration) Option {
+	return func(c *config) { c.threshold, c.cooldown = threshold, cooldown }
 }
 
 // WithClock sets the clock used for cache expiry. Default: [time.Now].

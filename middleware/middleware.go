@@ -181,11 +181,7 @@ func (m *Middleware) introspectionError(r *http.Request, err error) *Error {
 	case errors.Is(err, introspect.ErrInactive):
 		return m.invalid(fmt.Errorf("%w: %w", ErrInactive, err), "token is not active: expired, revoked, or not issued for this API"+m.hint)
 	case errors.Is(err, introspect.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		var ie *introspect.Error
-		var retry time.Duration
-		if errors.As(err, &ie) {
-			retry = ie.RetryAfter
-		}
+		retry := introspect.RetryAfter(err)
 		m.cfg.logger.WarnContext(r.Context(), "tokenguard: authorization server unavailable", "error", err.Error())
 		return &Error{StatusCode: http.StatusServiceUnavailable, Description: "authorization server unavailable; retry later", RetryAfter: retry, Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
 	case errors.Is(err, introspect.ErrClientAuth):

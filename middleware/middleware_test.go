@@ -184,11 +184,11 @@ func TestWrongAudienceOnActiveToken(t *testing.T) {
 
 func TestExpiredCachedToken(t *testing.T) {
 	t.Parallel()
-	now := time.Now()
+	now := time.Now().Truncate(time.Second) // exp has whole seconds: line the clock up with it
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	s := newStack(t, project, middleware.WithClock(clock), middleware.WithLeeway(0))
-	tok := s.mint(fakeas.Token{Expiry: time.Now().Add(time.Minute)})
+	tok := s.mint(fakeas.Token{Expiry: now.Add(time.Minute)})
 	check(t, s.do("/api", "Bearer "+tok), wantResp{status: 200})
 	mu.Lock()
 	now = now.Add(time.Minute)

@@ -60,7 +60,8 @@ type Server struct {
 	*httptest.Server
 	Issuer string
 
-	calls atomic.Int64
+	calls    atomic.Int64
+	answered atomic.Int64
 
 	mu      sync.Mutex         // guards the fields below
 	clients map[string]*client // by key ID, or by client ID for secrets
@@ -95,6 +96,10 @@ func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 
 // Calls returns how many introspection requests reached the server.
 func (s *Server) Calls() int64 { return s.calls.Load() }
+
+// Answered returns how many introspection requests the server answered
+// itself (authenticated, no fault), active or not.
+func (s *Server) Answered() int64 { return s.answered.Load() }
 
 // SetDelay delays every introspection answer by d.
 func (s *Server) SetDelay(d time.Duration) { s.mu.Lock(); s.delay = d; s.mu.Unlock() }
@@ -190,6 +195,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusUnauthorized, "invalid_client", why)
 		return
 	}
+	s.answered.Add(1)
 	w.Header().Set("Content-Type", "application/json")
 	s.mu.Lock()
 	t, ok := s.tokens[r.PostForm.Get("token")]

@@ -39,7 +39,7 @@ func TestGuardsNeverShareDecisions(t *testing.T) {
 	t.Cleanup(as.Close)
 	t.Cleanup(other.Close)
 	a := newGuard(t, as, "p1").Wrap(ok)
-	b := newGuard(t, as, "p2").Wrap(ok)   // same issuer, another audience
+	b := newGuard(t, as, "p2").Wrap(ok)    // same issuer, another audience
 	c := newGuard(t, other, "p1").Wrap(ok) // another issuer, same audience
 	tok := as.Mint(fakeas.Token{Subject: "u", Audience: []string{"p1"}})
 	for range 3 { // first request and cache hits alike

@@ -391,6 +391,11 @@ func TestNewValidates(t *testing.T) {
 		{"zero timeout", "https://x/y", auth, []introspect.Option{introspect.WithTimeout(0)}},
 		{"negative cache size", "https://x/y", auth, []introspect.Option{introspect.WithCacheSize(-1)}},
 		{"negative TTL over max", "https://x/y", auth, []introspect.Option{introspect.WithMaxTTL(time.Second), introspect.WithNegativeTTL(time.Minute)}},
+		{"negative negative cache size", "https://x/y", auth, []introspect.Option{introspect.WithNegativeCacheSize(-1)}},
+		{"negative stale window", "https://x/y", auth, []introspect.Option{introspect.WithStaleIfError(-time.Second)}},
+		{"zero in flight", "https://x/y", auth, []introspect.Option{introspect.WithMaxInFlight(0, time.Second)}},
+		{"retries without backoff", "https://x/y", auth, []introspect.Option{introspect.WithRetries(2, 0)}},
+		{"breaker without cooldown", "https://x/y", auth, []introspect.Option{introspect.WithCircuitBreaker(3, 0)}},
 	}
 	for _, tt := range tests {
 		if _, err := introspect.New(tt.endpoint, tt.auth, tt.opts...); err == nil {

@@ -145,6 +145,11 @@ func (g *Guard) Client() *introspect.Client { return g.client }
 // introspected again: call it when you learn a token was revoked.
 func (g *Guard) Invalidate(token string) { g.client.Invalidate(token) }
 
+// InvalidateSubject makes every cached result of the subject (a user) stale,
+// so that its tokens are introspected again on their next request: call it
+// when a user is locked, deactivated or removed.
+func (g *Guard) InvalidateSubject(subject string) { g.client.InvalidateSubject(subject) }
+
 // loadKey checks that exactly one form of credentials is set and returns the
 // key, or nil for client_secret_basic.
 func loadKey(cfg Config) (*clientauth.Key, error) {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -43,14 +44,19 @@ type Client struct {
 	bufs    sync.Pool     // *[]byte scratch space for cache keys
 	sem     chan struct{} // in-flight introspection slots
 	breaker breaker
+
+	hasRevoked atomic.Bool      // revoked is not empty
+	revMu      sync.RWMutex     // guards revoked
+	revoked    map[string]int64 // subject -> when it was invalidated (Unix ns)
 }
 
 // cached is an active result and the time (Unix ns) until which it is served
 // without asking; past it, until the entry expires, it is only a fallback
 // for WithStaleIfError.
 type cached struct {
-	resp  *Response
-	fresh int64
+	resp   *Response
+	fresh  int64
+	filled int64 // when it was introspected, for InvalidateSubject
 }
 
 // inactive is the shared result for tokens found in the negative cache.
@@ -136,7 +142,7 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Response, error
 	}
 	key := c.key(token)
 	var stale *Response
-	if e, ok := c.cache.Get(key); ok {
+	if e, ok := c.cache.Get(key); ok && !c.revokedSince(e.resp.Subject, e.filled) {
 		if c.cfg.now().UnixNano() < e.fresh {
 			return e.resp, nil // only active results are in c.cache
 		}
@@ -159,7 +165,7 @@ func (c *Client) introspectMiss(ctx context.Context, key [sha256.Size]byte, toke
 	ch := c.group.DoChan(string(key[:]), func() (any, error) {
 		// A flight that finished between our Get and DoChan has filled
 		// the cache: look again so that one token costs one call.
-		if e, ok := c.cache.Get(key); ok && c.cfg.now().UnixNano() < e.fresh {
+		if e, ok := c.cache.Get(key); ok && c.cfg.now().UnixNano() < e.fresh && !c.revokedSince(e.resp.Subject, e.filled) {
 			return e.resp, nil
 		}
 		if c.neg != nil {
@@ -169,11 +175,14 @@ func (c *Client) introspectMiss(ctx context.Context, key [sha256.Size]byte, toke
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.timeout)
 		defer cancel()
+		if r, ok := c.lookupShared(ctx, key, token); ok {
+			return r, nil
+		}
 		r, err := c.call(ctx, token)
 		if err != nil {
 			return nil, err
 		}
-		c.store(key, r)
+		c.store(ctx, key, token, r)
 		return r, nil
 	})
 	select {
@@ -223,31 +232,65 @@ func (c *Client) key(token string) [sha256.Size]byte {
 	return sum
 }
 
-// store caches r: an active result fresh until the earlier of its exp and
-// the max TTL (kept up to the stale-if-error window longer, never past exp),
-// an inactive one in the negative cache for the negative TTL.
-func (c *Client) store(key [sha256.Size]byte, r *Response) {
+// lookupShared asks the shared cache, if any, and copies a fresh answer that
+// no subject invalidation has overtaken into the LRU.
+func (c *Client) lookupShared(ctx context.Context, key [sha256.Size]byte, token string) (*Response, bool) {
+	if c.cfg.shared == nil {
+		return nil, false
+	}
+	e, ok, err := c.cfg.shared.Lookup(ctx, token)
 	now := c.cfg.now()
+	if err != nil || !ok || !now.Before(e.Fresh) {
+		return nil, false
+	}
+	r, err := Decode(e.Body)
+	if err != nil || c.revokedSince(r.Subject, e.Filled.UnixNano()) {
+		return nil, false
+	}
+	c.storeLocal(key, r, e)
+	return r, true
+}
+
+// store caches r in the LRU and the shared cache: an active result fresh
+// until the earlier of its exp and the max TTL (kept up to the
+// stale-if-error window longer, never past exp), an inactive one for the
+// negative TTL.
+func (c *Client) store(ctx context.Context, key [sha256.Size]byte, token string, r *Response) {
+	now := c.cfg.now()
+	e := SharedEntry{Filled: now}
+	if !r.Active {
+		e.Fresh = now.Add(c.cfg.negativeTTL)
+		e.Expires = e.Fresh
+	} else {
+		exp := r.Expiration.AsTime()
+		e.Fresh = now.Add(c.cfg.maxTTL)
+		if !exp.IsZero() && exp.Before(e.Fresh) {
+			e.Fresh = exp
+		}
+		e.Expires = e.Fresh
+		if c.cfg.staleIfErr > 0 {
+			e.Expires = now.Add(c.cfg.maxTTL + c.cfg.staleIfErr)
+			if !exp.IsZero() && exp.Before(e.Expires) {
+				e.Expires = exp
+			}
+		}
+	}
+	c.storeLocal(key, r, e)
+	if c.cfg.shared != nil && e.Fresh.After(now) && (r.Active || c.cfg.negativeTTL > 0) {
+		e.Body, _ = r.MarshalJSON()
+		_ = c.cfg.shared.Store(ctx, token, e) // best effort: the implementation reports its own errors
+	}
+}
+
+func (c *Client) storeLocal(key [sha256.Size]byte, r *Response, e SharedEntry) {
 	if !r.Active {
 		c.cache.Remove(key) // a stale active entry must not outlive the news
 		if c.neg != nil {
-			c.neg.Add(key, struct{}{}, now.Add(c.cfg.negativeTTL))
+			c.neg.Add(key, struct{}{}, e.Expires)
 		}
 		return
 	}
-	exp := r.Expiration.AsTime()
-	fresh := now.Add(c.cfg.maxTTL)
-	if !exp.IsZero() && exp.Before(fresh) {
-		fresh = exp
-	}
-	until := fresh
-	if c.cfg.staleIfErr > 0 {
-		until = now.Add(c.cfg.maxTTL + c.cfg.staleIfErr)
-		if !exp.IsZero() && exp.Before(until) {
-			until = exp
-		}
-	}
-	c.cache.Add(key, cached{resp: r, fresh: fresh.UnixNano()}, until) // an exp already past stores nothing
+	c.cache.Add(key, cached{resp: r, fresh: e.Fresh.UnixNano(), filled: e.Filled.UnixNano()}, e.Expires) // an exp already past stores nothing
 }
 
 // call makes one introspection, guarded by the circuit breaker and the

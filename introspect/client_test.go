@@ -40,6 +40,12 @@ func newClient(t *testing.T, opts ...introspect.Option) (*fakeas.Server, *intros
 	as := fakeas.Start()
 	t.Cleanup(as.Close)
 	keyJSON, _ := as.NewApp(project)
+	return as, clientFor(t, as, keyJSON, opts...)
+}
+
+// clientFor returns a Client of as that authenticates with keyJSON.
+func clientFor(t *testing.T, as *fakeas.Server, keyJSON []byte, opts ...introspect.Option) *introspect.Client {
+	t.Helper()
 	key, err := clientauth.ParseKey(keyJSON)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +58,7 @@ func newClient(t *testing.T, opts ...introspect.Option) (*fakeas.Server, *intros
 	if err != nil {
 		t.Fatal(err)
 	}
-	return as, c
+	return c
 }
 
 func TestIntrospectActive(t *testing.T) {

@@ -46,6 +46,7 @@ type config struct {
 	backoff     time.Duration
 	threshold   int
 	cooldown    time.Duration
+	shared      SharedCache
 	now         func() time.Time
 }
 

@@ -1,0 +1,110 @@
+package introspect_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/tokenguard/tokenguard/internal/fakeas"
+	"github.com/tokenguard/tokenguard/introspect"
+)
+
+func TestInvalidateSubject(t *testing.T) {
+	t.Parallel()
+	as, c := newClient(t)
+	alice := as.Mint(fakeas.Token{Subject: "alice", Audience: []string{project}})
+	bob := as.Mint(fakeas.Token{Subject: "bob", Audience: []string{project}})
+	for _, tok := range []string{alice, bob} {
+		if _, err := c.Introspect(context.Background(), tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	as.Revoke(alice) // e.g. the user was locked
+	c.InvalidateSubject("alice")
+	if _, err := c.Introspect(context.Background(), alice); !errors.Is(err, introspect.ErrInactive) {
+		t.Errorf("alice after InvalidateSubject: err = %v, want ErrInactive at once", err)
+	}
+	calls := as.Calls()
+	if _, err := c.Introspect(context.Background(), bob); err != nil || as.Calls() != calls {
+		t.Errorf("bob after alice's invalidation: err %v, %d calls; want a cache hit", err, as.Calls()-calls)
+	}
+	fresh := as.Mint(fakeas.Token{Subject: "alice", Audience: []string{project}})
+	_, _ = c.Introspect(context.Background(), fresh)
+	calls = as.Calls()
+	if _, err := c.Introspect(context.Background(), fresh); err != nil || as.Calls() != calls {
+		t.Errorf("a token of alice's introspected after the invalidation: err %v, %d calls; want a cache hit", err, as.Calls()-calls)
+	}
+}
+
+// memShared is an in-memory SharedCache: the protocol's test double.
+type memShared struct {
+	mu      sync.Mutex
+	m       map[string]introspect.SharedEntry
+	fail    bool
+	lookups int
+}
+
+func (s *memShared) Lookup(_ context.Context, token string) (introspect.SharedEntry, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lookups++
+	if s.fail {
+		return introspect.SharedEntry{}, false, errors.New("shared cache down")
+	}
+	e, ok := s.m[token]
+	return e, ok, nil
+}
+
+func (s *memShared) Store(_ context.Context, token string, e introspect.SharedEntry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail {
+		return errors.New("shared cache down")
+	}
+	s.m[token] = e
+	return nil
+}
+
+func TestSharedCacheBetweenReplicas(t *testing.T) {
+	t.Parallel()
+	shared := &memShared{m: map[string]introspect.SharedEntry{}}
+	as, a := newClient(t, introspect.WithSharedCache(shared))
+	keyJSON, _ := as.NewApp(project)
+	b := clientFor(t, as, keyJSON, introspect.WithSharedCache(shared))
+
+	tok := as.Mint(fakeas.Token{Subject: "alice", Audience: []string{project}})
+	if _, err := a.Introspect(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	calls := as.Calls()
+	r, err := b.Introspect(context.Background(), tok)
+	if err != nil || r.Subject != "alice" || as.Calls() != calls {
+		t.Errorf("replica B: %v, %v after %d introspections; want A's answer from the shared cache", r, err, as.Calls()-calls)
+	}
+	if _, err := a.Introspect(context.Background(), "junk"); !errors.Is(err, introspect.ErrInactive) {
+		t.Fatal(err)
+	}
+	calls = as.Calls()
+	if _, err := b.Introspect(context.Background(), "junk"); !errors.Is(err, introspect.ErrInactive) || as.Calls() != calls {
+		t.Errorf("inactive answer not shared: err %v, %d calls", err, as.Calls()-calls)
+	}
+
+	// An invalidation on B refuses shared entries filled before it.
+	other := as.Mint(fakeas.Token{Subject: "bob", Audience: []string{project}})
+	_, _ = a.Introspect(context.Background(), other)
+	as.Revoke(other)
+	b.InvalidateSubject("bob")
+	if _, err := b.Introspect(context.Background(), other); !errors.Is(err, introspect.ErrInactive) {
+		t.Errorf("B after InvalidateSubject(bob): err = %v, want ErrInactive, not A's shared answer", err)
+	}
+
+	// The shared cache failing changes nothing for callers.
+	shared.mu.Lock()
+	shared.fail = true
+	shared.mu.Unlock()
+	fresh := as.Mint(fakeas.Token{Subject: "carol", Audience: []string{project}})
+	if _, err := b.Introspect(context.Background(), fresh); err != nil {
+		t.Errorf("with the shared cache down: err = %v, want an answer from the server", err)
+	}
+}

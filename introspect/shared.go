@@ -54,10 +54,12 @@ func (c *Client) InvalidateCacheKey(key [sha256.Size]byte) {
 // for the longest time an entry can live (max TTL plus the stale-if-error
 // window), then forgotten.
 func (c *Client) InvalidateSubject(subject string) {
-	c.invalidateSubjectAt(subject, c.cfg.now())
+	c.InvalidateSubjectAt(subject, c.cfg.now())
 }
 
-func (c *Client) invalidateSubjectAt(subject string, at time.Time) {
+// InvalidateSubjectAt is [Client.InvalidateSubject] for an invalidation made
+// at the given time, as another replica reports it.
+func (c *Client) InvalidateSubjectAt(subject string, at time.Time) {
 	now := c.cfg.now().UnixNano()
 	keep := int64(c.cfg.maxTTL + c.cfg.staleIfErr)
 	c.revMu.Lock()

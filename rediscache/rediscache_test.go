@@ -1,0 +1,208 @@
+package rediscache_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/tokenguard/tokenguard/clientauth"
+	"github.com/tokenguard/tokenguard/internal/fakeas"
+	"github.com/tokenguard/tokenguard/introspect"
+	"github.com/tokenguard/tokenguard/middleware"
+	"github.com/tokenguard/tokenguard/rediscache"
+)
+
+const project = "311111111111111111"
+
+// replica is one instance of the API: its own introspection client and LRU,
+// sharing Redis with the others.
+type replica struct {
+	client *introspect.Client
+	shared *rediscache.Cache
+	h      http.Handler
+}
+
+func newReplica(t *testing.T, as *fakeas.Server, keyJSON []byte, rs *redisServer, namespace string) *replica {
+	t.Helper()
+	shared, err := rediscache.New(rs.client(t), namespace, rediscache.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := clientauth.ParseKey(keyJSON)
+	auth, _ := key.PrivateKeyJWT(as.Issuer)
+	client, err := introspect.New(as.Issuer+fakeas.IntrospectPath, auth, introspect.WithSharedCache(shared), introspect.WithRetries(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mw, _ := middleware.New(client, project, middleware.WithLogger(slog.New(slog.DiscardHandler)))
+	return &replica{client: client, shared: shared, h: mw.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))}
+}
+
+func (r *replica) get(token string) int {
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	rec := httptest.NewRecorder()
+	r.h.ServeHTTP(rec, req)
+	return rec.Code
+}
+
+func setup(t *testing.T) (*fakeas.Server, []byte, *redisServer) {
+	t.Helper()
+	as := fakeas.Start()
+	t.Cleanup(as.Close)
+	keyJSON, _ := as.NewApp(project)
+	return as, keyJSON, startRedis(t)
+}
+
+func TestReplicasShareDecisions(t *testing.T) {
+	as, keyJSON, rs := setup(t)
+	a, b := newReplica(t, as, keyJSON, rs, "api"), newReplica(t, as, keyJSON, rs, "api")
+	tok := as.Mint(fakeas.Token{Subject: "alice", Audience: []string{project}})
+	if got := a.get(tok); got != 200 {
+		t.Fatalf("replica A: %d", got)
+	}
+	calls := as.Calls()
+	if got := b.get(tok); got != 200 || as.Calls() != calls {
+		t.Errorf("replica B: %d after %d introspections; want 200 from Redis with none", got, as.Calls()-calls)
+	}
+	_ = a.get("junk-token") // inactive results are shared too
+	calls = as.Calls()
+	if got := b.get("junk-token"); got != 401 || as.Calls() != calls {
+		t.Errorf("inactive token on B: %d after %d introspections", got, as.Calls()-calls)
+	}
+	other := newReplica(t, as, keyJSON, rs, "another API")
+	calls = as.Calls()
+	if got := other.get(tok); got != 200 || as.Calls() != calls+1 {
+		t.Errorf("another namespace made %d introspections, want 1: namespaces never share", as.Calls()-calls)
+	}
+}
+
+func TestRedisDumpRevealsNothing(t *testing.T) {
+	as, keyJSON, rs := setup(t)
+	a := newReplica(t, as, keyJSON, rs, "api")
+	tok := as.Mint(fakeas.Token{Subject: "subject-4711", Username: "alice-the-user", OrgID: "org-0815", ClientID: "svc-client-99",
+		Audience: []string{project}, Roles: map[string]map[string]string{"role-top-secret": {"org-0815": "acme-domain.example"}}})
+	if got := a.get(tok); got != 200 {
+		t.Fatal(got)
+	}
+	_ = a.shared.InvalidateSubject(context.Background(), a.client, "subject-9999")
+	rdb := rs.client(t)
+	var dump bytes.Buffer
+	keys, err := rdb.Keys(context.Background(), "*").Result()
+	if err != nil || len(keys) < 2 {
+		t.Fatalf("keys %v, %v", keys, err)
+	}
+	for _, k := range keys {
+		v, _ := rdb.Get(context.Background(), k).Bytes()
+		dump.WriteString(k)
+		dump.Write(v)
+	}
+	for _, secret := range []string{tok, "subject-4711", "subject-9999", "alice-the-user", "org-0815", "svc-client-99", "role-top-secret", "acme-domain", project, "active"} {
+		if bytes.Contains(dump.Bytes(), []byte(secret)) {
+			t.Errorf("the Redis dump contains %q", secret)
+		}
+	}
+}
+
+func TestRedisDownChangesNothingForClients(t *testing.T) {
+	as, keyJSON, rs := setup(t)
+	a := newReplica(t, as, keyJSON, rs, "api")
+	tok := as.Mint(fakeas.Token{Subject: "alice", Audience: []string{project}})
+	if got := a.get(tok); got != 200 {
+		t.Fatal(got)
+	}
+	rs.stop()
+	fresh := as.Mint(fakeas.Token{Subject: "bob", Audience: []string{project}})
+	for _, tk := range []string{tok, fresh, "junk"} {
+		want := 200
+		if tk == "junk" {
+			want = 401
+		}
+		if got := a.get(tk); got != want {
+			t.Errorf("with Redis stopped: %d, want %d", got, want)
+		}
+	}
+	if a.shared.Errors() == 0 {
+		t.Errorf("Errors() = 0 with Redis stopped: failures must be counted")
+	}
+}
+
+func TestInvalidationsReachEveryReplica(t *testing.T) {
+	as, keyJSON, rs := setup(t)
+	a, b := newReplica(t, as, keyJSON, rs, "api"), newReplica(t, as, keyJSON, rs, "api")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.shared.Listen(ctx, b.client) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != context.Canceled {
+			t.Errorf("Listen() = %v after cancel, want context.Canceled", err)
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // let the subscription start
+
+	alice := as.Mint(fakeas.Token{Subject: "alice", Audience: []string{project}})
+	carol := as.Mint(fakeas.Token{Subject: "carol", Audience: []string{project}})
+	for _, tok := range []string{alice, carol} {
+		if a.get(tok) != 200 || b.get(tok) != 200 {
+			t.Fatal("setup: tokens not accepted")
+		}
+	}
+	as.Revoke(alice) // the user is locked at the authorization server
+	as.Revoke(carol)
+	if err := a.shared.InvalidateSubject(context.Background(), a.client, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.shared.Invalidate(context.Background(), a.client, carol); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "B refuses alice after InvalidateSubject on A", func() bool { return b.get(alice) == 401 })
+	waitFor(t, "B refuses carol's token after Invalidate on A", func() bool { return b.get(carol) == 401 })
+	if a.get(alice) != 401 || a.get(carol) != 401 {
+		t.Errorf("A still accepts invalidated tokens")
+	}
+	// A replica that starts later, with an empty LRU, must not take alice's
+	// old entry from Redis either.
+	late := newReplica(t, as, keyJSON, rs, "api")
+	if got := late.get(alice); got != 401 {
+		t.Errorf("a new replica accepted an invalidated subject's token: %d", got)
+	}
+}
+
+func TestTamperedEntryIsAMiss(t *testing.T) {
+	as, keyJSON, rs := setup(t)
+	a := newReplica(t, as, keyJSON, rs, "api")
+	tok := as.Mint(fakeas.Token{Subject: "alice", Audience: []string{project}})
+	_ = a.get(tok)
+	rdb := rs.client(t)
+	keys, _ := rdb.Keys(context.Background(), "tokenguard:e:*").Result()
+	for _, k := range keys {
+		v, _ := rdb.Get(context.Background(), k).Bytes()
+		v[len(v)-1] ^= 1
+		rdb.Set(context.Background(), k, v, time.Minute)
+		ttl := rdb.TTL(context.Background(), k).Val()
+		if ttl <= 0 || ttl > introspect.DefaultMaxTTL {
+			t.Errorf("entry TTL %v, want within the max TTL", ttl)
+		}
+	}
+	b := newReplica(t, as, keyJSON, rs, "api")
+	calls := as.Calls()
+	if got := b.get(tok); got != 200 || as.Calls() != calls+1 {
+		t.Errorf("tampered entry: %d after %d introspections; want a fresh introspection", got, as.Calls()-calls)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Errorf("%s: not within 3 s", what)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

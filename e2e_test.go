@@ -17,6 +17,7 @@ import (
 	"github.com/tokenguard/tokenguard"
 	"github.com/tokenguard/tokenguard/clientauth"
 	"github.com/tokenguard/tokenguard/devserver"
+	"github.com/tokenguard/tokenguard/events"
 	"github.com/tokenguard/tokenguard/introspect"
 	"github.com/tokenguard/tokenguard/middleware"
 )
@@ -189,5 +190,54 @@ func TestEndToEndRevocation(t *testing.T) {
 	e.guard.Invalidate(tok2)
 	if rec := e.get("/api/me", tok2); rec.Code != 401 {
 		t.Errorf("revoked and invalidated: %d, want 401 at once", rec.Code)
+	}
+}
+
+func TestEndToEndEventRevokesAccess(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, withGuard)
+	tok := e.token(t, e.reader, e.project.ID)
+	if rec := e.get("/api/me", tok); rec.Code != 200 {
+		t.Fatalf("before: %d", rec.Code)
+	}
+	h, err := events.NewHandler("not-the-key", e.guard, events.WithLogger(discard()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := httptest.NewServer(h)
+	t.Cleanup(hook.Close)
+	wrongKey := e.srv.AddEventTarget(hook.URL) // the handler was given another key
+	_ = wrongKey
+	if err := e.srv.LockUser(e.reader.UserID, true); err != nil {
+		t.Fatal(err)
+	}
+	if rec := e.get("/api/me", tok); rec.Code != 200 {
+		t.Errorf("badly signed event: %d, want 200 from the cache (nothing changed)", rec.Code)
+	}
+
+	// Now a target with the right key.
+	goodHook := httptest.NewUnstartedServer(nil)
+	key := e.srv.AddEventTarget("http://" + goodHook.Listener.Addr().String())
+	good, err := events.NewHandler(key, e.guard, events.WithLogger(discard()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goodHook.Config.Handler = good
+	goodHook.Start()
+	t.Cleanup(goodHook.Close)
+	if err := e.srv.LockUser(e.reader.UserID, true); err != nil {
+		t.Fatal(err)
+	}
+	if rec := e.get("/api/me", tok); rec.Code != 401 {
+		t.Errorf("after a signed user.locked event: %d, want 401 at once", rec.Code)
+	}
+	// Revoking a token sends user.token.removed.
+	admin := e.token(t, e.admin, e.project.ID)
+	_ = e.get("/api/me", admin)
+	if err := e.srv.Revoke(admin); err != nil {
+		t.Fatal(err)
+	}
+	if rec := e.get("/api/me", admin); rec.Code != 401 {
+		t.Errorf("after a signed user.token.removed event: %d, want 401 at once", rec.Code)
 	}
 }

@@ -1,13 +1,17 @@
 package devserver
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +19,8 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/tokenguard/tokenguard/events"
 )
 
 // ZITADEL's endpoint paths, which the server uses too.
@@ -75,9 +81,16 @@ type Server struct {
 
 	introspections atomic.Int64
 
-	mu    sync.Mutex // guards delay and fault
-	delay time.Duration
-	fault FaultFunc
+	mu      sync.Mutex // guards delay, fault and targets
+	delay   time.Duration
+	fault   FaultFunc
+	targets []eventTarget
+	seq     uint64
+}
+
+type eventTarget struct {
+	url string
+	key []byte
 }
 
 // Start starts a server on 127.0.0.1 (see [WithAddr]) and returns once it
@@ -128,6 +141,10 @@ func Start(opts ...Option) (*Server, error) {
 	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("devserver: %w", err)
+	}
+	s.store.onRevoke = func(t *token) {
+		payload, _ := json.Marshal(map[string]string{"tokenId": t.id})
+		s.emit("user.token.removed", t.subject, payload)
 	}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -280,16 +297,65 @@ func (s *Server) SetRoles(userID, projectID string, roles ...string) error {
 }
 
 // LockUser locks (or unlocks) a user: its tokens become inactive and it can
-// get no new ones.
+// get no new ones. Locking sends a user.locked event to the event targets.
 func (s *Server) LockUser(userID string, locked bool) error {
 	s.store.mu.Lock()
-	defer s.store.mu.Unlock()
 	u := s.store.users[userID]
+	if u != nil {
+		u.locked = locked
+	}
+	s.store.mu.Unlock()
 	if u == nil {
 		return fmt.Errorf("devserver: no user %q", userID)
 	}
-	u.locked = locked
+	if locked {
+		s.emit("user.locked", userID, []byte(`{}`))
+	}
 	return nil
+}
+
+// AddEventTarget registers a webhook that receives ZITADEL Actions v2 style
+// events, signed as ZITADEL signs them (ZITADEL-Signature), when a user is
+// locked (user.locked) or a token revoked (user.token.removed). It returns
+// the target's signing key, as ZITADEL's CreateTarget does. Events are sent
+// synchronously, before the call that caused them returns.
+func (s *Server) AddEventTarget(url string) (signingKey string) {
+	key := newSecret()
+	s.mu.Lock()
+	s.targets = append(s.targets, eventTarget{url: url, key: []byte(key)})
+	s.mu.Unlock()
+	return key
+}
+
+// emit sends one event to every target; delivery failures are dropped, as
+// ZITADEL's async targets may drop them.
+func (s *Server) emit(eventType, userID string, payload []byte) {
+	s.mu.Lock()
+	targets := slices.Clone(s.targets)
+	s.seq++
+	seq := s.seq
+	s.mu.Unlock()
+	if len(targets) == 0 {
+		return
+	}
+	body, _ := json.Marshal(map[string]any{
+		"aggregateID": userID, "aggregateType": "user", "resourceOwner": s.store.org.ID,
+		"instanceID": s.store.org.ID, "version": "v2", "sequence": seq, "event_type": eventType,
+		"created_at": time.Now().UTC().Format(time.RFC3339Nano), "userID": userID, "event_payload": json.RawMessage(payload),
+	})
+	client := &http.Client{Timeout: 5 * time.Second}
+	for _, t := range targets {
+		req, err := http.NewRequest(http.MethodPost, t.url, bytes.NewReader(body))
+		if err != nil {
+			continue
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("ZITADEL-Signature", events.Sign(body, time.Now(), t.key))
+		if resp, err := client.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
 }
 
 // TokenOptions describe a token minted directly by [Server.MintToken].

@@ -16,9 +16,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tokenguard/tokenguard/cache"
+	"github.com/tokenguard/tokenguard/internal/telemetry"
 )
 
 // ClientAuthenticator authenticates this client to the introspection endpoint
@@ -44,6 +47,8 @@ type Client struct {
 	bufs    sync.Pool     // *[]byte scratch space for cache keys
 	sem     chan struct{} // in-flight introspection slots
 	breaker breaker
+	metrics *telemetry.Metrics
+	server  string // the endpoint's host, for spans
 
 	hasRevoked atomic.Bool      // revoked is not empty
 	revMu      sync.RWMutex     // guards revoked
@@ -101,7 +106,8 @@ func New(endpoint string, auth ClientAuthenticator, opts ...Option) (*Client, er
 		return nil, fmt.Errorf("introspect: circuit breaker threshold %d, cooldown %v: threshold must not be negative, cooldown positive", cfg.threshold, cfg.cooldown)
 	}
 	c := &Client{endpoint: endpoint, auth: auth, cfg: cfg, sem: make(chan struct{}, cfg.maxInFlight),
-		breaker: breaker{threshold: cfg.threshold, cooldown: cfg.cooldown}}
+		breaker: breaker{threshold: cfg.threshold, cooldown: cfg.cooldown},
+		metrics: telemetry.New(cfg.meters, cfg.tracers), server: u.Host}
 	if cfg.cacheSize > 0 {
 		if c.cache, err = cache.New[[sha256.Size]byte, cached](cfg.cacheSize, cache.WithClock(cfg.now)); err != nil {
 			return nil, fmt.Errorf("introspect: %w", err)
@@ -143,17 +149,22 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Response, error
 	key := c.key(token)
 	var stale *Response
 	if e, ok := c.cache.Get(key); ok && !c.revokedSince(e.resp.Subject, e.filled) {
-		if c.cfg.now().UnixNano() < e.fresh {
+		if now := c.cfg.now().UnixNano(); now < e.fresh {
+			c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Hit)
+			c.metrics.Age(ctx, time.Duration(now-e.filled))
 			return e.resp, nil // only active results are in c.cache
 		}
 		stale = e.resp
 	} else if c.neg != nil {
 		if _, ok := c.neg.Get(key); ok {
+			c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Hit)
 			return nil, ErrInactive
 		}
 	}
+	c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Miss)
 	r, err := c.introspectMiss(ctx, key, token)
 	if err != nil && stale != nil && errors.Is(err, ErrUnavailable) {
+		c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Stale)
 		return stale, nil // WithStaleIfError: never past exp, see store
 	}
 	return r, err
@@ -162,7 +173,9 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Response, error
 // introspectMiss asks the server through the singleflight group. It is apart
 // from Introspect so that the closure's captures stay off the hit path.
 func (c *Client) introspectMiss(ctx context.Context, key [sha256.Size]byte, token string) (*Response, error) {
+	var led atomic.Bool // this caller's flight ran the function
 	ch := c.group.DoChan(string(key[:]), func() (any, error) {
+		led.Store(true)
 		// A flight that finished between our Get and DoChan has filled
 		// the cache: look again so that one token costs one call.
 		if e, ok := c.cache.Get(key); ok && c.cfg.now().UnixNano() < e.fresh && !c.revokedSince(e.resp.Subject, e.filled) {
@@ -189,6 +202,9 @@ func (c *Client) introspectMiss(ctx context.Context, key [sha256.Size]byte, toke
 	case <-ctx.Done():
 		return nil, fmt.Errorf("introspect: waiting for the authorization server: %w", context.Cause(ctx))
 	case res := <-ch:
+		if !led.Load() {
+			c.metrics.Coalesced(ctx)
+		}
 		if res.Err != nil {
 			return nil, res.Err
 		}
@@ -199,6 +215,7 @@ func (c *Client) introspectMiss(ctx context.Context, key [sha256.Size]byte, toke
 // Invalidate drops the cached answer for token, if any, so that the next
 // [Client.Introspect] asks the server again.
 func (c *Client) Invalidate(token string) {
+	c.metrics.Invalidated(context.Background(), telemetry.Token)
 	if c.cache != nil {
 		key := c.key(token)
 		c.cache.Remove(key)
@@ -241,13 +258,17 @@ func (c *Client) lookupShared(ctx context.Context, key [sha256.Size]byte, token 
 	e, ok, err := c.cfg.shared.Lookup(ctx, token)
 	now := c.cfg.now()
 	if err != nil || !ok || !now.Before(e.Fresh) {
+		c.metrics.Lookup(ctx, telemetry.Shared, telemetry.Miss)
 		return nil, false
 	}
 	r, err := Decode(e.Body)
 	if err != nil || c.revokedSince(r.Subject, e.Filled.UnixNano()) {
+		c.metrics.Lookup(ctx, telemetry.Shared, telemetry.Miss)
 		return nil, false
 	}
-	c.storeLocal(key, r, e)
+	c.metrics.Lookup(ctx, telemetry.Shared, telemetry.Hit)
+	c.metrics.Age(ctx, now.Sub(e.Filled))
+	c.storeLocal(ctx, key, r, e)
 	return r, true
 }
 
@@ -275,22 +296,26 @@ func (c *Client) store(ctx context.Context, key [sha256.Size]byte, token string,
 			}
 		}
 	}
-	c.storeLocal(key, r, e)
+	c.storeLocal(ctx, key, r, e)
 	if c.cfg.shared != nil && e.Fresh.After(now) && (r.Active || c.cfg.negativeTTL > 0) {
 		e.Body, _ = r.MarshalJSON()
 		_ = c.cfg.shared.Store(ctx, token, e) // best effort: the implementation reports its own errors
 	}
 }
 
-func (c *Client) storeLocal(key [sha256.Size]byte, r *Response, e SharedEntry) {
+func (c *Client) storeLocal(ctx context.Context, key [sha256.Size]byte, r *Response, e SharedEntry) {
+	var evicted bool
 	if !r.Active {
 		c.cache.Remove(key) // a stale active entry must not outlive the news
 		if c.neg != nil {
-			c.neg.Add(key, struct{}{}, e.Expires)
+			evicted = c.neg.Add(key, struct{}{}, e.Expires)
 		}
-		return
+	} else {
+		evicted = c.cache.Add(key, cached{resp: r, fresh: e.Fresh.UnixNano(), filled: e.Filled.UnixNano()}, e.Expires) // an exp already past stores nothing
 	}
-	c.cache.Add(key, cached{resp: r, fresh: e.Fresh.UnixNano(), filled: e.Filled.UnixNano()}, e.Expires) // an exp already past stores nothing
+	if evicted {
+		c.metrics.Evicted(ctx, telemetry.LRU)
+	}
 }
 
 // call makes one introspection, guarded by the circuit breaker and the
@@ -314,9 +339,25 @@ func (c *Client) call(ctx context.Context, token string) (*Response, error) {
 		}
 	}
 	defer func() { <-c.sem }()
+	ctx, done := c.metrics.StartIntrospection(ctx, c.server)
 	r, err := c.fetchWithRetries(ctx, token)
 	c.breaker.record(err, c.cfg.now())
+	done(resultOf(r, err))
 	return r, err
+}
+
+func resultOf(r *Response, err error) telemetry.Result {
+	switch {
+	case err == nil && r.Active:
+		return telemetry.Active
+	case err == nil:
+		return telemetry.Inactive
+	case errors.Is(err, ErrClientAuth):
+		return telemetry.ClientAuthRejected
+	case errors.Is(err, ErrUnavailable):
+		return telemetry.ServerUnavailable
+	}
+	return telemetry.Failed
 }
 
 // fetchWithRetries retries network errors and 5xx answers with exponential
@@ -422,6 +463,7 @@ func (c *Client) fetch(ctx context.Context, token string) (*Response, error) {
 		return nil, fmt.Errorf("introspect: %w", err)
 	}
 	req.Header = header
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 

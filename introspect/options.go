@@ -3,6 +3,9 @@ package introspect
 import (
 	"net/http"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults for a [Client].
@@ -47,6 +50,8 @@ type config struct {
 	threshold   int
 	cooldown    time.Duration
 	shared      SharedCache
+	meters      metric.MeterProvider
+	tracers     trace.TracerProvider
 	now         func() time.Time
 }
 
@@ -143,6 +148,16 @@ func WithRetries(n int, base time.Duration) Option {
 func WithCircuitBreaker(threshold int, cooldown time.Duration) Option {
 	return func(c *config) { c.threshold, c.cooldown = threshold, cooldown }
 }
+
+// WithMeterProvider sets where the Client's metrics go (cache lookups by
+// result, decision age, introspection duration and calls in flight,
+// coalesced waiters, evictions, invalidations). Default: the global
+// OpenTelemetry provider, a no-op until the application installs one.
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(c *config) { c.meters = mp } }
+
+// WithTracerProvider sets where the span of each introspection call goes.
+// Default: the global OpenTelemetry provider. Spans carry no token.
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(c *config) { c.tracers = tp } }
 
 // WithClock sets the clock used for cache expiry. Default: [time.Now].
 func WithClock(now func() time.Time) Option {

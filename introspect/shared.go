@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"time"
+
+	"github.com/tokenguard/tokenguard/internal/telemetry"
 )
 
 // SharedCache is a second-level cache that an API's replicas share, such as
@@ -40,6 +42,7 @@ func (c *Client) CacheKey(token string) [sha256.Size]byte { return c.key(token) 
 // InvalidateCacheKey drops the cached result with that key, as
 // [Client.Invalidate] does for a token.
 func (c *Client) InvalidateCacheKey(key [sha256.Size]byte) {
+	c.metrics.Invalidated(context.Background(), telemetry.Token)
 	if c.cache != nil {
 		c.cache.Remove(key)
 		if c.neg != nil {
@@ -60,6 +63,7 @@ func (c *Client) InvalidateSubject(subject string) {
 // InvalidateSubjectAt is [Client.InvalidateSubject] for an invalidation made
 // at the given time, as another replica reports it.
 func (c *Client) InvalidateSubjectAt(subject string, at time.Time) {
+	c.metrics.Invalidated(context.Background(), telemetry.Subject)
 	now := c.cfg.now().UnixNano()
 	keep := int64(c.cfg.maxTTL + c.cfg.staleIfErr)
 	c.revMu.Lock()

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tokenguard/tokenguard/internal/telemetry"
 	"github.com/tokenguard/tokenguard/introspect"
 )
 
@@ -28,6 +29,7 @@ type Middleware struct {
 	in           Introspector
 	cfg          config
 	errorHandler ErrorHandler
+	metrics      *telemetry.Metrics
 
 	hint string // appended to invalid_token descriptions: how to get a good token
 }
@@ -57,7 +59,7 @@ func New(in Introspector, audience string, opts ...Option) (*Middleware, error) 
 	if cfg.leeway < 0 {
 		return nil, fmt.Errorf("middleware: negative leeway %v", cfg.leeway)
 	}
-	m := &Middleware{in: in, cfg: cfg, errorHandler: cfg.errorHandler}
+	m := &Middleware{in: in, cfg: cfg, errorHandler: cfg.errorHandler, metrics: telemetry.New(cfg.meters, nil)}
 	if m.errorHandler == nil {
 		m.errorHandler = DefaultErrorHandler(cfg.realm)
 	}
@@ -76,7 +78,7 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler { return m.Require()(n
 func (m *Middleware) Require(reqs ...Requirement) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			cc, err := m.check(r, reqs)
+			cc, err := m.decide(r, reqs)
 			switch {
 			case err != nil:
 				m.errorHandler(w, r, err)
@@ -94,7 +96,7 @@ func (m *Middleware) Require(reqs ...Requirement) func(http.Handler) http.Handle
 // [*Error]; pass it to [Middleware.WriteError]. It returns nil, nil for an
 // anonymous request let through by [WithCredentialsOptional].
 func (m *Middleware) Authenticate(r *http.Request, reqs ...Requirement) (*Claims, error) {
-	cc, err := m.check(r, reqs)
+	cc, err := m.decide(r, reqs)
 	if err != nil || cc == nil {
 		return nil, err
 	}
@@ -105,6 +107,36 @@ func (m *Middleware) Authenticate(r *http.Request, reqs ...Requirement) (*Claims
 // with the configured [ErrorHandler].
 func (m *Middleware) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	m.errorHandler(w, r, err)
+}
+
+// decide is check, counted by outcome.
+func (m *Middleware) decide(r *http.Request, reqs []Requirement) (*claimsContext, error) {
+	cc, err := m.check(r, reqs)
+	outcome := telemetry.Allowed
+	if err != nil { // errors.As would allocate on the allowed path too
+		outcome = outcomeOf(err)
+	}
+	m.metrics.Decision(r.Context(), outcome)
+	return cc, err
+}
+
+func outcomeOf(err error) telemetry.Outcome {
+	var e *Error
+	if errors.As(err, &e) {
+		switch {
+		case e.StatusCode == http.StatusUnauthorized && e.Code == "":
+			return telemetry.NoToken
+		case e.StatusCode == http.StatusBadRequest:
+			return telemetry.InvalidRequest
+		case e.StatusCode == http.StatusUnauthorized:
+			return telemetry.InvalidToken
+		case e.StatusCode == http.StatusForbidden:
+			return telemetry.InsufficientScope
+		case e.StatusCode == http.StatusServiceUnavailable:
+			return telemetry.Unavailable
+		}
+	}
+	return telemetry.ServerError
 }
 
 // check authenticates r. It returns the request's new context, which carries

@@ -3,6 +3,8 @@ package middleware
 import (
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // DefaultLeeway is the clock skew allowed when checking exp and nbf.
@@ -22,6 +24,7 @@ type config struct {
 	errorHandler ErrorHandler
 	optional     bool
 	logger       *slog.Logger
+	meters       metric.MeterProvider
 	now          func() time.Time
 }
 
@@ -66,6 +69,12 @@ func WithLogger(l *slog.Logger) Option {
 		}
 	}
 }
+
+// WithMeterProvider sets where the tokenguard.decisions counter (requests
+// by outcome: allowed, no_token, invalid_request, invalid_token,
+// insufficient_scope, unavailable, error) goes. Default: the global
+// OpenTelemetry provider, a no-op until the application installs one.
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(c *config) { c.meters = mp } }
 
 // WithClock sets the clock for exp and nbf checks. Default: [time.Now].
 func WithClock(now func() time.Time) Option {

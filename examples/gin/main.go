@@ -11,7 +11,8 @@
 //	ISSUER=https://my-instance.zitadel.cloud KEY_FILE=api-key.json PROJECT_ID=123 go run ./examples/gin
 //
 // Routes: GET /ping (public), GET /api/ping, GET /api/me (any valid token for
-// the project), GET /api/admin (project role admin).
+// the project), GET /api/admin (project role admin), and GET /metrics:
+// tokenguard's OpenTelemetry metrics in Prometheus format.
 package main
 
 import (
@@ -24,6 +25,11 @@ import (
 	"syscall"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/tokenguard/tokenguard/examples/internal/exampleapp"
 	"github.com/tokenguard/tokenguard/middleware"
@@ -39,7 +45,28 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return exampleapp.Run(ctx, "gin", args, getenv, stdout, stderr, newRouter)
+	metrics, shutdown, err := installMetrics()
+	if err != nil {
+		return err
+	}
+	defer shutdown(context.WithoutCancel(ctx))
+	return exampleapp.Run(ctx, "gin", args, getenv, stdout, stderr, func(mw *middleware.Middleware) http.Handler {
+		return newRouter(mw, metrics)
+	})
+}
+
+// installMetrics makes OTel's Prometheus exporter the global meter provider,
+// which tokenguard's instruments use by default, and returns the /metrics
+// handler.
+func installMetrics() (http.Handler, func(context.Context) error, error) {
+	reg := prometheus.NewRegistry()
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return nil, nil, err
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	otel.SetMeterProvider(mp)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), mp.Shutdown, nil
 }
 
 // protect adapts the framework-neutral middleware to gin: authenticate the
@@ -59,12 +86,14 @@ func protect(mw *middleware.Middleware, reqs ...middleware.Requirement) gin.Hand
 	}
 }
 
-// newRouter returns the API: one public route and three protected ones.
-func newRouter(mw *middleware.Middleware) http.Handler {
+// newRouter returns the API: one public route and three protected ones, and
+// the Prometheus metrics on /metrics.
+func newRouter(mw *middleware.Middleware, metrics http.Handler) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.Recovery())
 	r.GET("/ping", ping)
+	r.GET("/metrics", gin.WrapH(metrics))
 	api := r.Group("/api", protect(mw))
 	api.GET("/ping", ping)
 	api.GET("/me", func(c *gin.Context) {

@@ -20,7 +20,7 @@ type redisServer struct {
 
 // startRedis starts redis-server without persistence. Without the binary the
 // test is skipped, except under CI, where .ci/run installs it.
-func startRedis(t *testing.T) *redisServer {
+func startRedis(t testing.TB) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -61,7 +61,7 @@ func (s *redisServer) stop() {
 	}
 }
 
-func (s *redisServer) client(t *testing.T) *redis.Client {
+func (s *redisServer) client(t testing.TB) *redis.Client {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: s.addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { rdb.Close() })

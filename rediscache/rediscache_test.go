@@ -26,7 +26,7 @@ type replica struct {
 	h      http.Handler
 }
 
-func newReplica(t *testing.T, as *fakeas.Server, keyJSON []byte, rs *redisServer, namespace string) *replica {
+func newReplica(t testing.TB, as *fakeas.Server, keyJSON []byte, rs *redisServer, namespace string) *replica {
 	t.Helper()
 	shared, err := rediscache.New(rs.client(t), namespace, rediscache.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {

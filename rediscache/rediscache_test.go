@@ -206,3 +206,38 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestRedisFullOrSlowChangesNothingForClients(t *testing.T) {
+	as, keyJSON, rs := setup(t)
+	a := newReplica(t, as, keyJSON, rs, "api")
+	admin := rs.client(t)
+	ctx := context.Background()
+	// Full: every write is refused with OOM.
+	if err := admin.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	full := as.Mint(fakeas.Token{Subject: "alice", Audience: []string{project}})
+	if got := a.get(full); got != 200 {
+		t.Errorf("with Redis full: %d, want 200", got)
+	}
+	if a.shared.Errors() == 0 {
+		t.Errorf("a refused write was not counted")
+	}
+	_ = admin.ConfigSet(ctx, "maxmemory", "0").Err()
+	// Slow: Redis blocks for longer than the 50 ms timeout.
+	slept := make(chan struct{})
+	go func() { defer close(slept); admin.Do(ctx, "DEBUG", "SLEEP", "0.5") }()
+	defer func() { <-slept }()
+	time.Sleep(50 * time.Millisecond)
+	slow := as.Mint(fakeas.Token{Subject: "bob", Audience: []string{project}})
+	start := time.Now()
+	if got := a.get(slow); got != 200 {
+		t.Errorf("with Redis slow: %d, want 200", got)
+	}
+	if d := time.Since(start); d > 400*time.Millisecond {
+		t.Errorf("with Redis slow the request took %v: Redis calls must time out fast", d)
+	}
+}

@@ -3,7 +3,7 @@
 //	tokenguard dev     [-addr 127.0.0.1:9000] [-out DIR]
 //	tokenguard token   -issuer URL -key-file service-user.json -project-id ID [-scope S]... [-json]
 //	tokenguard inspect -issuer URL -key-file api-app.json -project-id ID [-role R]... [-json] [TOKEN]
-//	tokenguard bench   [-delay 2ms] [-duration 2s] [-rounds 4] [-concurrency 8] [-tokens 1000] [-check]
+//	tokenguard bench   [-delay 2ms] [-duration 2s] [-rounds 4] [-concurrency 8] [-tokens 1000] [-check] [-cpuprofile FILE]
 //
 // dev runs the development authorization server with one project, one API
 // application and two service users (admin-bot with roles admin and reader,
@@ -46,7 +46,7 @@ const usage = `usage:
   tokenguard dev     [-addr 127.0.0.1:9000] [-out DIR]
   tokenguard token   -issuer URL -key-file service-user.json -project-id ID [-scope S]... [-json]
   tokenguard inspect -issuer URL -key-file api-app.json -project-id ID [-role R]... [-json] [TOKEN]
-  tokenguard bench   [-delay 2ms] [-duration 2s] [-rounds 4] [-concurrency 8] [-tokens 1000] [-check]
+  tokenguard bench   [-delay 2ms] [-duration 2s] [-rounds 4] [-concurrency 8] [-tokens 1000] [-check] [-cpuprofile FILE]
 Run 'tokenguard COMMAND -h' for a command's flags.
 `
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenguard/tokenguard/internal/telemetry"
@@ -30,6 +31,11 @@ type Middleware struct {
 	cfg          config
 	errorHandler ErrorHandler
 	metrics      *telemetry.Metrics
+
+	// Failures of the authorization server are logged at most once a
+	// second per kind, with a count of those left out, so that an outage
+	// does not flood the logs with one line per request.
+	logUnavailable, logConfig rateLimitedLog
 
 	hint string // appended to invalid_token descriptions: how to get a good token
 }
@@ -214,12 +220,36 @@ func (m *Middleware) introspectionError(r *http.Request, err error) *Error {
 		return m.invalid(fmt.Errorf("%w: %w", ErrInactive, err), "token is not active: expired, revoked, or not issued for this API"+m.hint)
 	case errors.Is(err, introspect.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		retry := introspect.RetryAfter(err)
-		m.cfg.logger.WarnContext(r.Context(), "tokenguard: authorization server unavailable", "error", err.Error())
+		if n, ok := m.logUnavailable.allow(m.cfg.now()); ok {
+			m.cfg.logger.WarnContext(r.Context(), "tokenguard: authorization server unavailable", "error", err.Error(), "suppressed", n)
+		}
 		return &Error{StatusCode: http.StatusServiceUnavailable, Description: "authorization server unavailable; retry later", RetryAfter: retry, Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
 	case errors.Is(err, introspect.ErrClientAuth):
-		m.cfg.logger.ErrorContext(r.Context(), "tokenguard: the authorization server rejected this API's client authentication; check the key file (is the key deleted or expired, is it the API application's key?) and the issuer", "error", err.Error())
+		if n, ok := m.logConfig.allow(m.cfg.now()); ok {
+			m.cfg.logger.ErrorContext(r.Context(), "tokenguard: the authorization server rejected this API's client authentication; check the key file (is the key deleted or expired, is it the API application's key?) and the issuer", "error", err.Error(), "suppressed", n)
+		}
 	default:
-		m.cfg.logger.ErrorContext(r.Context(), "tokenguard: introspection failed", "error", err.Error())
+		if n, ok := m.logConfig.allow(m.cfg.now()); ok {
+			m.cfg.logger.ErrorContext(r.Context(), "tokenguard: introspection failed", "error", err.Error(), "suppressed", n)
+		}
 	}
 	return &Error{StatusCode: http.StatusInternalServerError, Description: "internal error", Err: fmt.Errorf("%w: %w", ErrMisconfigured, err)}
+}
+
+// rateLimitedLog lets one log line through per second and counts the rest.
+type rateLimitedLog struct {
+	last       atomic.Int64 // Unix ns of the last line let through
+	suppressed atomic.Int64 // lines held back since then
+}
+
+// allow reports whether to log now, and how many lines were held back
+// since the last one.
+func (l *rateLimitedLog) allow(now time.Time) (int64, bool) {
+	t := now.UnixNano()
+	last := l.last.Load()
+	if t-last < int64(time.Second) || !l.last.CompareAndSwap(last, t) {
+		l.suppressed.Add(1)
+		return 0, false
+	}
+	return l.suppressed.Swap(0), true
 }

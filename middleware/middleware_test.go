@@ -242,6 +242,20 @@ func TestUnavailable(t *testing.T) {
 	})
 }
 
+func TestOutageLogsAreRateLimited(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, project)
+	s.as.SetFault(func(w http.ResponseWriter) bool { w.WriteHeader(503); return true })
+	for i := range 20 {
+		if rec := s.do("/api", fmt.Sprint("Bearer tok", i)); rec.Code != 503 {
+			t.Fatalf("status %d, want 503", rec.Code)
+		}
+	}
+	if n := strings.Count(s.logs.String(), "authorization server unavailable"); n < 1 || n > 2 {
+		t.Errorf("20 refused requests within a second logged %d lines, want 1 (2 if the second turned)", n)
+	}
+}
+
 func TestClientAuthRejectedIs500AndLogged(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, project)

@@ -60,8 +60,9 @@ func WithErrorHandler(h ErrorHandler) Option { return func(c *config) { c.errorH
 func WithCredentialsOptional() Option { return func(c *config) { c.optional = true } }
 
 // WithLogger sets the logger for configuration errors (logged at Error) and
-// an unavailable authorization server (Warn). Default: [slog.Default]. Tokens
-// and keys are never logged.
+// an unavailable authorization server (Warn), each at most once a second
+// with a count of the lines held back, so that an outage cannot flood the
+// logs. Default: [slog.Default]. Tokens and keys are never logged.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) {
 		if l != nil {

@@ -15,7 +15,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -287,5 +286,5 @@ func writeErr(w http.ResponseWriter, status int, code, desc string) {
 func randomID() string {
 	var b [9]byte
 	_, _ = rand.Read(b[:])
-	return fmt.Sprint(hex.EncodeToString(b[:]))
+	return hex.EncodeToString(b[:])
 }

@@ -6,8 +6,8 @@
 //	h, err := events.NewHandler(signingKey, guard) // signingKey: from ZITADEL's CreateTarget
 //	mux.Handle("POST /zitadel/events", h)
 //
-// With replicas sharing Redis, pass an [InvalidatorFunc] that calls
-// rediscache's InvalidateSubject, so that every replica refuses the user.
+// With replicas sharing a cache that tells them about invalidations
+// (module rediscache), passing the guard reaches every replica.
 //
 // # Caching
 //

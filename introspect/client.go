@@ -213,15 +213,13 @@ func (c *Client) introspectMiss(ctx context.Context, key [sha256.Size]byte, toke
 }
 
 // Invalidate drops the cached answer for token, if any, so that the next
-// [Client.Introspect] asks the server again.
+// [Client.Introspect] asks the server again. With a [SharedInvalidator] it
+// reaches every replica.
 func (c *Client) Invalidate(token string) {
-	c.metrics.Invalidated(context.Background(), telemetry.Token)
-	if c.cache != nil {
-		key := c.key(token)
-		c.cache.Remove(key)
-		if c.neg != nil {
-			c.neg.Remove(key)
-		}
+	key := c.key(token)
+	c.InvalidateCacheKey(key)
+	if si, ok := c.cfg.shared.(SharedInvalidator); ok {
+		_ = si.InvalidateShared(context.Background(), key, token)
 	}
 }
 

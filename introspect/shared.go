@@ -30,6 +30,18 @@ type SharedEntry struct {
 	Expires time.Time // kept until then, at most: Fresh, or later for WithStaleIfError
 }
 
+// SharedInvalidator is implemented by shared caches that tell the other
+// replicas about invalidations (rediscache does, over Redis pub/sub). With
+// one configured, [Client.Invalidate] and [Client.InvalidateSubject] reach
+// every replica; the replicas apply what they hear with
+// [Client.InvalidateCacheKey] and [Client.InvalidateSubjectAt], which act
+// locally only. Errors are the implementation's to report: invalidation
+// never fails locally.
+type SharedInvalidator interface {
+	InvalidateShared(ctx context.Context, key [sha256.Size]byte, token string) error
+	InvalidateSubjectShared(ctx context.Context, subject string, at time.Time) error
+}
+
 // WithSharedCache adds a second-level cache shared between replicas.
 // Default: none.
 func WithSharedCache(sc SharedCache) Option { return func(c *config) { c.shared = sc } }
@@ -39,8 +51,8 @@ func WithSharedCache(sc SharedCache) Option { return func(c *config) { c.shared 
 // never tokens.
 func (c *Client) CacheKey(token string) [sha256.Size]byte { return c.key(token) }
 
-// InvalidateCacheKey drops the cached result with that key, as
-// [Client.Invalidate] does for a token.
+// InvalidateCacheKey drops the cached result with that key in this process
+// only, as another replica asks through a [SharedInvalidator].
 func (c *Client) InvalidateCacheKey(key [sha256.Size]byte) {
 	c.metrics.Invalidated(context.Background(), telemetry.Token)
 	if c.cache != nil {
@@ -53,15 +65,20 @@ func (c *Client) InvalidateCacheKey(key [sha256.Size]byte) {
 
 // InvalidateSubject makes every result cached for the subject (a user) until
 // now count as stale, so that the user's next requests are introspected
-// again: call it when a user is locked, deactivated or removed. It is kept
-// for the longest time an entry can live (max TTL plus the stale-if-error
-// window), then forgotten.
+// again: call it when a user is locked, deactivated or removed. With a
+// [SharedInvalidator] it reaches every replica. It is kept for the longest
+// time an entry can live (max TTL plus the stale-if-error window), then
+// forgotten.
 func (c *Client) InvalidateSubject(subject string) {
-	c.InvalidateSubjectAt(subject, c.cfg.now())
+	now := c.cfg.now()
+	c.InvalidateSubjectAt(subject, now)
+	if si, ok := c.cfg.shared.(SharedInvalidator); ok {
+		_ = si.InvalidateSubjectShared(context.Background(), subject, now)
+	}
 }
 
-// InvalidateSubjectAt is [Client.InvalidateSubject] for an invalidation made
-// at the given time, as another replica reports it.
+// InvalidateSubjectAt is [Client.InvalidateSubject] in this process only, for
+// an invalidation made at the given time, as another replica reports it.
 func (c *Client) InvalidateSubjectAt(subject string, at time.Time) {
 	c.metrics.Invalidated(context.Background(), telemetry.Subject)
 	now := c.cfg.now().UnixNano()

@@ -10,7 +10,7 @@
 //	guard, err := tokenguard.New(ctx, tokenguard.Config{...,
 //		IntrospectOptions: []introspect.Option{introspect.WithSharedCache(shared)}})
 //	go shared.Listen(ctx, guard.Client()) // apply other replicas' invalidations
-//	shared.InvalidateSubject(ctx, userID)  // every replica refuses the user's cached tokens
+//	guard.InvalidateSubject(userID)       // every replica refuses the user's cached tokens
 //
 // It is its own module, so that APIs without Redis do not depend on go-redis.
 //

@@ -216,13 +216,12 @@ func (c *Cache) open(token, key string, raw []byte) (sealed, error) {
 	return s, json.Unmarshal(plain, &s)
 }
 
-// Invalidate drops token's result from Redis and, through [Cache.Listen],
-// from every replica's LRU. The message carries the cache key, not the token.
-func (c *Cache) Invalidate(ctx context.Context, client *introspect.Client, token string) error {
-	client.Invalidate(token)
+// InvalidateShared implements [introspect.SharedInvalidator]: it deletes
+// token's entry and tells every replica's [Cache.Listen] to drop the key.
+// The message carries the cache key, not the token.
+func (c *Cache) InvalidateShared(ctx context.Context, key [sha256.Size]byte, token string) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	key := client.CacheKey(token)
 	_, err := c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, c.entryKey(token))
 		p.Publish(ctx, c.channel(), "k:"+hex.EncodeToString(key[:]))
@@ -234,18 +233,16 @@ func (c *Cache) Invalidate(ctx context.Context, client *introspect.Client, token
 	return err
 }
 
-// InvalidateSubject makes every replica refuse the results cached for the
-// subject until now: it records the time in Redis (for replicas reading the
-// shared cache later) and publishes it (for replicas' LRUs, through
-// [Cache.Listen]).
-func (c *Cache) InvalidateSubject(ctx context.Context, client *introspect.Client, subject string) error {
-	now := time.Now()
-	client.InvalidateSubject(subject)
+// InvalidateSubjectShared implements [introspect.SharedInvalidator]: it
+// records the time in Redis, so that entries filled before it are refused
+// by any replica that reads them later, and tells every replica's
+// [Cache.Listen].
+func (c *Cache) InvalidateSubjectShared(ctx context.Context, subject string, at time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	_, err := c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, c.subjectKey(subject), now.UnixNano(), c.revTTL)
-		p.Publish(ctx, c.channel(), "s:"+strconv.FormatInt(now.UnixNano(), 10)+":"+subject)
+		p.Set(ctx, c.subjectKey(subject), at.UnixNano(), c.revTTL)
+		p.Publish(ctx, c.channel(), "s:"+strconv.FormatInt(at.UnixNano(), 10)+":"+subject)
 		return nil
 	})
 	if err != nil {
@@ -289,3 +286,8 @@ func (c *Cache) apply(client *introspect.Client, payload string) {
 		}
 	}
 }
+
+var (
+	_ introspect.SharedCache       = (*Cache)(nil)
+	_ introspect.SharedInvalidator = (*Cache)(nil)
+)

@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokenguard/tokenguard/clientauth"
+	"github.com/tokenguard/tokenguard/events"
 	"github.com/tokenguard/tokenguard/internal/fakeas"
 	"github.com/tokenguard/tokenguard/introspect"
 	"github.com/tokenguard/tokenguard/middleware"
@@ -89,7 +91,7 @@ func TestRedisDumpRevealsNothing(t *testing.T) {
 	if got := a.get(tok); got != 200 {
 		t.Fatal(got)
 	}
-	_ = a.shared.InvalidateSubject(context.Background(), a.client, "subject-9999")
+	a.client.InvalidateSubject("subject-9999")
 	rdb := rs.client(t)
 	var dump bytes.Buffer
 	keys, err := rdb.Keys(context.Background(), "*").Result()
@@ -154,12 +156,8 @@ func TestInvalidationsReachEveryReplica(t *testing.T) {
 	}
 	as.Revoke(alice) // the user is locked at the authorization server
 	as.Revoke(carol)
-	if err := a.shared.InvalidateSubject(context.Background(), a.client, "alice"); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.shared.Invalidate(context.Background(), a.client, carol); err != nil {
-		t.Fatal(err)
-	}
+	a.client.InvalidateSubject("alice") // reaches B through Redis
+	a.client.Invalidate(carol)
 	waitFor(t, "B refuses alice after InvalidateSubject on A", func() bool { return b.get(alice) == 401 })
 	waitFor(t, "B refuses carol's token after Invalidate on A", func() bool { return b.get(carol) == 401 })
 	if a.get(alice) != 401 || a.get(carol) != 401 {
@@ -240,4 +238,46 @@ func TestRedisFullOrSlowChangesNothingForClients(t *testing.T) {
 	if d := time.Since(start); d > 400*time.Millisecond {
 		t.Errorf("with Redis slow the request took %v: Redis calls must time out fast", d)
 	}
+}
+
+func TestSignedEventOnOneReplicaRevokesOnAll(t *testing.T) {
+	as, keyJSON, rs := setup(t)
+	a, b := newReplica(t, as, keyJSON, rs, "api"), newReplica(t, as, keyJSON, rs, "api")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.shared.Listen(ctx, b.client) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(100 * time.Millisecond)
+
+	tok := as.Mint(fakeas.Token{Subject: "alice", Audience: []string{project}})
+	if a.get(tok) != 200 || b.get(tok) != 200 {
+		t.Fatal("setup")
+	}
+	as.Revoke(tok)
+	hook, err := events.NewHandler("k", a.client, events.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(sig string) int {
+		body := `{"aggregateID":"alice","aggregateType":"user","event_type":"user.locked","event_payload":{}}`
+		req := httptest.NewRequest("POST", "/events", strings.NewReader(body))
+		req.Header.Set("ZITADEL-Signature", sig)
+		if sig == "" {
+			req.Header.Set("ZITADEL-Signature", events.Sign([]byte(body), time.Now(), []byte("k")))
+		}
+		rec := httptest.NewRecorder()
+		hook.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	if got := post("t=1,v1=00"); got != 401 {
+		t.Fatalf("badly signed event: %d", got)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if b.get(tok) != 200 {
+		t.Errorf("a badly signed event changed B's decision")
+	}
+	if got := post(""); got != 200 {
+		t.Fatalf("signed event: %d", got)
+	}
+	waitFor(t, "B refuses alice after a signed event reached A", func() bool { return b.get(tok) == 401 })
 }

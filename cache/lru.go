@@ -79,7 +79,13 @@ func New[K comparable, V any](size int, opts ...Option) (*LRU[K, V], error) {
 // [PromoteInterval]). It reports false when there is no entry or the entry
 // has expired; an expired entry is removed.
 func (c *LRU[K, V]) Get(key K) (v V, ok bool) {
-	now := c.now().UnixNano()
+	return c.GetAt(key, c.now())
+}
+
+// GetAt is [LRU.Get] at the given time, for callers that already read the
+// clock; the LRU's own clock is not consulted.
+func (c *LRU[K, V]) GetAt(key K, at time.Time) (v V, ok bool) {
+	now := at.UnixNano()
 	c.mu.RLock()
 	e, ok := c.lru.Peek(key)
 	c.mu.RUnlock()

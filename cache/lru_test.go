@@ -224,3 +224,13 @@ func BenchmarkGetParallel(b *testing.B) {
 		})
 	}
 }
+
+func TestGetAtUsesTheGivenTime(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	c, _ := New[string, int](2, WithClock(clk.Now))
+	c.Add("k", 1, clk.Now().Add(time.Minute))
+	if _, ok := c.GetAt("k", clk.Now().Add(time.Minute)); ok {
+		t.Errorf("GetAt(k, expiry) found the entry; want it expired at the given time")
+	}
+}

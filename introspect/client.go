@@ -147,19 +147,12 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Response, error
 		return result(c.call(ctx, token))
 	}
 	key := c.key(token)
-	var stale *Response
-	if e, ok := c.cache.Get(key); ok && !c.revokedSince(e.resp.Subject, e.filled) {
-		if now := c.cfg.now().UnixNano(); now < e.fresh {
-			c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Hit)
-			c.metrics.Age(ctx, time.Duration(now-e.filled))
-			return e.resp, nil // only active results are in c.cache
-		}
-		stale = e.resp
-	} else if c.neg != nil {
-		if _, ok := c.neg.Get(key); ok {
-			c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Hit)
-			return nil, ErrInactive
-		}
+	r, stale, state := c.lookup(ctx, key)
+	switch state {
+	case hitActive:
+		return r, nil
+	case hitInactive:
+		return nil, ErrInactive
 	}
 	c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Miss)
 	r, err := c.introspectMiss(ctx, key, token)
@@ -168,6 +161,53 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Response, error
 		return stale, nil // WithStaleIfError: never past exp, see store
 	}
 	return r, err
+}
+
+type lookupState uint8
+
+const (
+	miss lookupState = iota
+	hitActive
+	hitInactive
+)
+
+// lookup looks key up in the caches with one clock read. On a miss it also
+// returns a stale active result, if one is kept for WithStaleIfError.
+func (c *Client) lookup(ctx context.Context, key [sha256.Size]byte) (r, stale *Response, _ lookupState) {
+	at := c.cfg.now()
+	if e, ok := c.cache.GetAt(key, at); ok && !c.revokedSince(e.resp.Subject, e.filled) {
+		if now := at.UnixNano(); now < e.fresh {
+			c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Hit)
+			c.metrics.Age(ctx, time.Duration(now-e.filled))
+			return e.resp, nil, hitActive // only active results are in c.cache
+		}
+		stale = e.resp
+	} else if c.neg != nil {
+		if _, ok := c.neg.GetAt(key, at); ok {
+			c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Hit)
+			return nil, nil, hitInactive
+		}
+	}
+	return nil, stale, miss
+}
+
+// Cached returns token's result when the Client's own cache holds a fresh
+// one, without ever asking the server or the shared cache: the response for
+// an active token, or one whose Active is false. Otherwise it reports false,
+// and the caller goes on to [Client.Introspect]. The middleware uses it to
+// skip checks that only matter before a token is sent to the server.
+func (c *Client) Cached(ctx context.Context, token string) (*Response, bool) {
+	if c.cache == nil || token == "" {
+		return nil, false
+	}
+	r, _, state := c.lookup(ctx, c.key(token))
+	switch state {
+	case hitActive:
+		return r, true
+	case hitInactive:
+		return inactive, true
+	}
+	return nil, false
 }
 
 // introspectMiss asks the server through the singleflight group. It is apart

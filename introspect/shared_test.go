@@ -108,3 +108,27 @@ func TestSharedCacheBetweenReplicas(t *testing.T) {
 		t.Errorf("with the shared cache down: err = %v, want an answer from the server", err)
 	}
 }
+
+func TestCachedNeverAsksTheServer(t *testing.T) {
+	t.Parallel()
+	as, c := newClient(t)
+	tok := as.Mint(fakeas.Token{Subject: "alice", Audience: []string{project}})
+	if _, ok := c.Cached(context.Background(), tok); ok || as.Calls() != 0 {
+		t.Fatalf("Cached() before any introspection: ok = %v, %d calls", ok, as.Calls())
+	}
+	_, _ = c.Introspect(context.Background(), tok)
+	_, _ = c.Introspect(context.Background(), "junk")
+	calls := as.Calls()
+	if r, ok := c.Cached(context.Background(), tok); !ok || r.Subject != "alice" {
+		t.Errorf("Cached(active) = %v, %v", r, ok)
+	}
+	if r, ok := c.Cached(context.Background(), "junk"); !ok || r.Active {
+		t.Errorf("Cached(inactive) = %v, %v; want an inactive result", r, ok)
+	}
+	if _, ok := c.Cached(context.Background(), "never-seen"); ok {
+		t.Errorf("Cached(unknown) = true")
+	}
+	if as.Calls() != calls {
+		t.Errorf("Cached made %d introspections, want none", as.Calls()-calls)
+	}
+}

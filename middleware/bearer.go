@@ -11,6 +11,16 @@ const MaxTokenSize = 8 << 10
 // [ErrMalformed] for two headers, an oversized one, or a token that is not a
 // b64token. The scheme is matched case-insensitively.
 func ParseAuthorization(values []string) (string, error) {
+	token, err := parseBearer(values)
+	if err == nil && !isB64Token(token) {
+		return "", malformed("token has characters outside the RFC 6750 b64token set")
+	}
+	return token, err
+}
+
+// parseBearer is ParseAuthorization without the b64token check, which the
+// middleware runs only before a token can reach the server.
+func parseBearer(values []string) (string, error) {
 	switch len(values) {
 	case 0:
 		return "", ErrNoToken
@@ -33,9 +43,6 @@ func ParseAuthorization(values []string) (string, error) {
 	token = strings.Trim(token, " \t")
 	if token == "" {
 		return "", malformed("Bearer scheme without a token")
-	}
-	if !isB64Token(token) {
-		return "", malformed("token has characters outside the RFC 6750 b64token set")
 	}
 	return token, nil
 }

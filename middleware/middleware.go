@@ -23,6 +23,15 @@ type Introspector interface {
 	Introspect(ctx context.Context, token string) (*introspect.Response, error)
 }
 
+// cachedIntrospector is implemented by [*introspect.Client]: a look at its
+// own cache that never reaches the server. A token found there passed every
+// check that guards the server when it was introspected, so a hit skips
+// them; the checks on the result (active, exp, nbf, aud, requirements) run
+// either way.
+type cachedIntrospector interface {
+	Cached(ctx context.Context, token string) (*introspect.Response, bool)
+}
+
 // Middleware decides for each request whether its bearer token is good for
 // this API: active, within exp and nbf, with an audience of this API, and
 // meeting the route's requirements. A Middleware is safe for concurrent use.
@@ -148,7 +157,7 @@ func outcomeOf(err error) telemetry.Outcome {
 // check authenticates r. It returns the request's new context, which carries
 // the claims (one allocation for both), or nil for an anonymous request.
 func (m *Middleware) check(r *http.Request, reqs []Requirement) (*claimsContext, error) {
-	token, err := ParseAuthorization(r.Header["Authorization"])
+	token, err := parseBearer(r.Header["Authorization"])
 	if err != nil {
 		if errors.Is(err, ErrNoToken) {
 			if m.cfg.optional && len(reqs) == 0 {
@@ -160,9 +169,19 @@ func (m *Middleware) check(r *http.Request, reqs []Requirement) (*claimsContext,
 		errors.As(err, &me)
 		return nil, &Error{StatusCode: http.StatusBadRequest, Code: CodeInvalidRequest, Description: string(me), Err: err}
 	}
-	resp, err := m.in.Introspect(r.Context(), token)
-	if err != nil {
-		return nil, m.introspectionError(r, err)
+	var resp *introspect.Response
+	hit := false
+	if ci, ok := m.in.(cachedIntrospector); ok {
+		resp, hit = ci.Cached(r.Context(), token)
+	}
+	if !hit {
+		if !isB64Token(token) { // only tokens that could be valid reach the server
+			why := malformedError("token has characters outside the RFC 6750 b64token set")
+			return nil, &Error{StatusCode: http.StatusBadRequest, Code: CodeInvalidRequest, Description: string(why), Err: why}
+		}
+		if resp, err = m.in.Introspect(r.Context(), token); err != nil {
+			return nil, m.introspectionError(r, err)
+		}
 	}
 	if err := m.validate(resp); err != nil {
 		return nil, err

@@ -171,6 +171,19 @@ func TestErrorTable(t *testing.T) {
 	}
 }
 
+func TestMalformedTokensNeverReachTheServer(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, project)
+	for _, h := range []string{"Bearer a,b", "Bearer tok en", "Bearer é", "Bearer ab=c"} {
+		if rec := s.do("/api", h); rec.Code != 400 {
+			t.Errorf("%q: %d, want 400", h, rec.Code)
+		}
+	}
+	if n := s.as.Calls(); n != 0 {
+		t.Errorf("%d introspections for malformed tokens, want 0", n)
+	}
+}
+
 func TestWrongAudienceOnActiveToken(t *testing.T) {
 	t.Parallel()
 	// The AS calls the token active (its aud names our app's project), but

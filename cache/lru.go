@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"hash/maphash"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -45,17 +46,39 @@ type entry[V any] struct {
 	promoted atomic.Int64 // when a hit last moved the entry to the front
 }
 
+// Caches of ShardThreshold entries or more are split into Shards shards.
+const (
+	ShardThreshold = 1024
+	Shards         = 16
+)
+
 // LRU is a fixed-size least-recently-used cache whose entries each expire at
 // their own time. An entry is returned by [LRU.Get] strictly before its expiry
 // and never at or after it.
 //
+// An LRU of [ShardThreshold] entries or more is split into [Shards] shards by
+// key, each an LRU of its own with its own lock, so that the writes of one
+// shard never stall readers of the others; eviction is then least recently
+// used within a shard. Smaller caches are one exact LRU.
+//
 // The zero value is not usable; create one with [New]. An LRU is safe for
 // concurrent use by multiple goroutines.
 type LRU[K comparable, V any] struct {
-	now func() time.Time
+	now    func() time.Time
+	seed   maphash.Seed
+	shards []shard[K, V]
+}
 
+type shard[K comparable, V any] struct {
 	mu  sync.RWMutex // guards lru; hits hold it for reading
 	lru *simplelru.LRU[K, *entry[V]]
+}
+
+func (c *LRU[K, V]) shard(key K) *shard[K, V] {
+	if len(c.shards) == 1 {
+		return &c.shards[0]
+	}
+	return &c.shards[maphash.Comparable(c.seed, key)%uint64(len(c.shards))]
 }
 
 // New returns an LRU that holds at most size entries. It returns [ErrSize]
@@ -68,11 +91,19 @@ func New[K comparable, V any](size int, opts ...Option) (*LRU[K, V], error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	l, err := simplelru.NewLRU[K, *entry[V]](size, nil)
-	if err != nil {
-		return nil, err
+	n := 1
+	if size >= ShardThreshold {
+		n = Shards
 	}
-	return &LRU[K, V]{now: cfg.now, lru: l}, nil
+	c := &LRU[K, V]{now: cfg.now, seed: maphash.MakeSeed(), shards: make([]shard[K, V], n)}
+	for i := range c.shards {
+		l, err := simplelru.NewLRU[K, *entry[V]]((size+n-1)/n, nil)
+		if err != nil {
+			return nil, err
+		}
+		c.shards[i].lru = l
+	}
+	return c, nil
 }
 
 // Get returns the value stored under key and marks it recently used (see
@@ -86,26 +117,27 @@ func (c *LRU[K, V]) Get(key K) (v V, ok bool) {
 // clock; the LRU's own clock is not consulted.
 func (c *LRU[K, V]) GetAt(key K, at time.Time) (v V, ok bool) {
 	now := at.UnixNano()
-	c.mu.RLock()
-	e, ok := c.lru.Peek(key)
-	c.mu.RUnlock()
+	sh := c.shard(key)
+	sh.mu.RLock()
+	e, ok := sh.lru.Peek(key)
+	sh.mu.RUnlock()
 	if !ok {
 		return v, false
 	}
 	if now >= e.expires {
-		c.mu.Lock()
-		if cur, ok := c.lru.Peek(key); ok && cur == e {
-			c.lru.Remove(key)
+		sh.mu.Lock()
+		if cur, ok := sh.lru.Peek(key); ok && cur == e {
+			sh.lru.Remove(key)
 		}
-		c.mu.Unlock()
+		sh.mu.Unlock()
 		return v, false
 	}
 	if last := e.promoted.Load(); now-last >= int64(PromoteInterval) && e.promoted.CompareAndSwap(last, now) {
-		c.mu.Lock()
-		if cur, ok := c.lru.Peek(key); ok && cur == e {
-			c.lru.Get(key) // moves it to the front
+		sh.mu.Lock()
+		if cur, ok := sh.lru.Peek(key); ok && cur == e {
+			sh.lru.Get(key) // moves it to the front
 		}
-		c.mu.Unlock()
+		sh.mu.Unlock()
 	}
 	return e.val, true
 }
@@ -116,10 +148,11 @@ func (c *LRU[K, V]) GetAt(key K, at time.Time) (v V, ok bool) {
 // nothing and removes any previous entry for key.
 func (c *LRU[K, V]) Add(key K, value V, expires time.Time) (evicted bool) {
 	now := c.now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	sh := c.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	if !now.Before(expires) {
-		c.lru.Remove(key)
+		sh.lru.Remove(key)
 		return false
 	}
 	e := &entry[V]{val: value, expires: math.MaxInt64} // beyond 2262 UnixNano is undefined: clamp
@@ -127,26 +160,35 @@ func (c *LRU[K, V]) Add(key K, value V, expires time.Time) (evicted bool) {
 		e.expires = expires.UnixNano()
 	}
 	e.promoted.Store(now.UnixNano())
-	return c.lru.Add(key, e)
+	return sh.lru.Add(key, e)
 }
 
 // Remove deletes the entry for key, if any, and reports whether there was one.
 func (c *LRU[K, V]) Remove(key K) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lru.Remove(key)
+	sh := c.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.lru.Remove(key)
 }
 
 // Len returns the number of entries, including expired entries not yet removed.
 func (c *LRU[K, V]) Len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.lru.Len()
+	n := 0
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.RLock()
+		n += sh.lru.Len()
+		sh.mu.RUnlock()
+	}
+	return n
 }
 
 // Purge removes every entry.
 func (c *LRU[K, V]) Purge() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.lru.Purge()
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		sh.lru.Purge()
+		sh.mu.Unlock()
+	}
 }

@@ -234,3 +234,24 @@ func TestGetAtUsesTheGivenTime(t *testing.T) {
 		t.Errorf("GetAt(k, expiry) found the entry; want it expired at the given time")
 	}
 }
+
+func TestShardedCacheHoldsItsSize(t *testing.T) {
+	t.Parallel()
+	c, _ := New[int, int](ShardThreshold * 4)
+	exp := time.Now().Add(time.Hour)
+	for i := range ShardThreshold * 8 {
+		c.Add(i, i, exp)
+	}
+	if n := c.Len(); n < ShardThreshold*4*9/10 || n > ShardThreshold*4+Shards {
+		t.Errorf("Len() = %d after overfilling a cache of %d: want about its size", n, ShardThreshold*4)
+	}
+	hits := 0
+	for i := ShardThreshold * 7; i < ShardThreshold*8; i++ { // the most recent keys stay
+		if v, ok := c.Get(i); ok && v == i {
+			hits++
+		}
+	}
+	if hits != ShardThreshold {
+		t.Errorf("%d of the %d most recent keys found, want all", hits, ShardThreshold)
+	}
+}

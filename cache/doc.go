@@ -17,7 +17,9 @@
 //
 // Hits take a read lock and refresh an entry's recency at most once per
 // [PromoteInterval], so concurrent hits on hot entries do not serialize; the
-// eviction order is least recently used to within that interval.
+// eviction order is least recently used to within that interval. Caches of
+// [ShardThreshold] entries or more are split into [Shards] shards with a lock
+// each, and evict least recently used within a shard.
 //
 // Expiry is checked lazily: [LRU.Get] reports an expired entry as missing and
 // removes it. No goroutine runs in the background, so an LRU needs no Close.

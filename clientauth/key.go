@@ -61,6 +61,7 @@ type KeyFileError struct {
 	Reason string
 }
 
+// Error names the file, the field and the reason.
 func (e *KeyFileError) Error() string {
 	msg := "clientauth: key file"
 	if e.File != "" {

@@ -35,6 +35,7 @@ type Error struct {
 	RetryAfter  time.Duration // from a Retry-After header; 0 if none
 }
 
+// Error gives the status, the error code and the server's description.
 func (e *Error) Error() string {
 	msg := "introspect: " + strconv.Itoa(e.StatusCode) + " " + http.StatusText(e.StatusCode)
 	if e.Code != "" {
@@ -65,6 +66,7 @@ type UnavailableError struct {
 	RetryAfter time.Duration
 }
 
+// Error gives the reason.
 func (e *UnavailableError) Error() string {
 	return "introspect: authorization server unavailable: " + e.Reason
 }

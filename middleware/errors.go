@@ -46,7 +46,9 @@ type Error struct {
 	Err         error         // the cause: one of the Err* sentinels, possibly wrapping more
 }
 
+// Error is the cause's message; clients see Description instead.
 func (e *Error) Error() string { return e.Err.Error() }
+// Unwrap returns the cause, for errors.Is and errors.As.
 func (e *Error) Unwrap() error { return e.Err }
 
 // ErrorHandler writes the response for a refused request. err is an

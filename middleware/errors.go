@@ -48,6 +48,7 @@ type Error struct {
 
 // Error is the cause's message; clients see Description instead.
 func (e *Error) Error() string { return e.Err.Error() }
+
 // Unwrap returns the cause, for errors.Is and errors.As.
 func (e *Error) Unwrap() error { return e.Err }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/client"
@@ -36,8 +37,8 @@ const DefaultExpiryDelta = time.Minute
 // at the token endpoint with the jwt-bearer grant, asking for scope openid,
 // the audience scope of each project, and Scopes.
 //
-// A JWTBearer must not be modified after first use. Its methods are safe for
-// concurrent use.
+// A JWTBearer must not be copied or modified after first use. Its methods
+// are safe for concurrent use.
 type JWTBearer struct {
 	// Key is the service user's key file ("serviceaccount"). Required.
 	Key *Key
@@ -57,6 +58,9 @@ type JWTBearer struct {
 	// ExpiryDelta is how long before expiry [JWTBearer.TokenSource] gets
 	// a new token. Default: [DefaultExpiryDelta].
 	ExpiryDelta time.Duration
+
+	mu         sync.Mutex // guards discovered
+	discovered string     // the token endpoint, once discovered
 }
 
 // Scope returns the scope requested: openid, the project audience scopes,
@@ -89,13 +93,9 @@ func (j *JWTBearer) Token(ctx context.Context) (*oauth2.Token, error) {
 	if j.Issuer == "" {
 		return nil, errors.New("clientauth: JWTBearer.Issuer is required")
 	}
-	tokenURL := j.TokenURL
-	if tokenURL == "" {
-		doc, err := client.Discover(ctx, j.Issuer, j.httpClient())
-		if err != nil {
-			return nil, fmt.Errorf("clientauth: discovering the token endpoint of %s: %w", j.Issuer, err)
-		}
-		tokenURL = doc.TokenEndpoint
+	tokenURL, err := j.tokenURL(ctx)
+	if err != nil {
+		return nil, err
 	}
 	pk, err := j.Key.PrivateKeyJWT(j.Issuer)
 	if err != nil {
@@ -157,6 +157,28 @@ func (j *JWTBearer) Token(ctx context.Context) (*oauth2.Token, error) {
 		extra["id_token"] = tr.IDToken
 	}
 	return tok.WithExtra(extra), nil
+}
+
+// tokenURL returns TokenURL, or the token endpoint discovered from Issuer;
+// discovery runs once and is remembered.
+func (j *JWTBearer) tokenURL(ctx context.Context) (string, error) {
+	if j.TokenURL != "" {
+		return j.TokenURL, nil
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.discovered != "" {
+		return j.discovered, nil
+	}
+	doc, err := client.Discover(ctx, j.Issuer, j.httpClient())
+	if err != nil {
+		return "", fmt.Errorf("clientauth: discovering the token endpoint of %s: %w", j.Issuer, err)
+	}
+	if doc.TokenEndpoint == "" {
+		return "", fmt.Errorf("clientauth: %s has no token_endpoint in its discovery document", j.Issuer)
+	}
+	j.discovered = doc.TokenEndpoint
+	return j.discovered, nil
 }
 
 // TokenSource returns a source that reuses a token until ExpiryDelta before

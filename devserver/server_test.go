@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -371,3 +372,35 @@ type recorder struct{ h http.Header }
 func (r *recorder) Header() http.Header         { return r.h }
 func (r *recorder) Write(p []byte) (int, error) { return len(p), nil }
 func (r *recorder) WriteHeader(int)             {}
+
+// countingTransport counts requests by path.
+type countingTransport struct {
+	mu    sync.Mutex
+	paths map[string]int
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.paths[r.URL.Path]++
+	c.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestJWTBearerDiscoversOnce(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ct := &countingTransport{paths: map[string]int{}}
+	b := w.bearer(t, w.admin, w.project.ID)
+	b.HTTPClient = &http.Client{Transport: ct}
+	for range 3 {
+		if _, err := b.Token(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := ct.paths["/.well-known/openid-configuration"]; n != 1 {
+		t.Errorf("discovery ran %d times for 3 tokens, want 1", n)
+	}
+	if n := ct.paths[devserver.TokenPath]; n != 3 {
+		t.Errorf("token endpoint called %d times, want 3", n)
+	}
+}

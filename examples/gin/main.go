@@ -94,9 +94,10 @@ func newRouter(mw *middleware.Middleware, metrics http.Handler) http.Handler {
 	r.Use(gin.Recovery())
 	r.GET("/ping", ping)
 	r.GET("/metrics", gin.WrapH(metrics))
-	api := r.Group("/api", protect(mw))
-	api.GET("/ping", ping)
-	api.GET("/me", func(c *gin.Context) {
+	// Each route authenticates once, with its own requirements.
+	api := r.Group("/api")
+	api.GET("/ping", protect(mw), ping)
+	api.GET("/me", protect(mw), func(c *gin.Context) {
 		claims, _ := middleware.ClaimsFromContext(c.Request.Context())
 		c.JSON(http.StatusOK, exampleapp.MeFrom(claims))
 	})

@@ -36,18 +36,21 @@ func TestMetricsEndpoint(t *testing.T) {
 	h := newRouter(guard.Middleware, metrics)
 	tok := s.AS.Mint(fakeas.Token{Subject: "u", Audience: []string{exampletest.ProjectID}})
 	for _, auth := range []string{"Bearer " + tok, "Bearer " + tok, ""} {
-		req := httptest.NewRequest("GET", "/api/ping", nil)
+		req := httptest.NewRequest("GET", "/api/ping", nil) // one decision per request
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}
 		h.ServeHTTP(httptest.NewRecorder(), req)
 	}
+	admin := httptest.NewRequest("GET", "/api/admin", nil)
+	admin.Header.Set("Authorization", "Bearer "+tok)
+	h.ServeHTTP(httptest.NewRecorder(), admin) // one more decision: insufficient_scope
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body := rec.Body.String()
 	for _, want := range []string{
 		`tokenguard_decisions_total{otel_scope_name="github.com/tokenguard/tokenguard"`,
-		`outcome="allowed"} 2`, `outcome="no_token"} 1`,
+		`outcome="allowed"} 2`, `outcome="no_token"} 1`, `outcome="insufficient_scope"} 1`,
 		`tokenguard_cache_lookups_total{level="lru"`, `tokenguard_introspection_duration_seconds_bucket`,
 	} {
 		if !strings.Contains(body, want) {

@@ -171,24 +171,34 @@ const (
 	hitInactive
 )
 
-// lookup looks key up in the caches with one clock read. On a miss it also
-// returns a stale active result, if one is kept for WithStaleIfError.
-func (c *Client) lookup(ctx context.Context, key [sha256.Size]byte) (r, stale *Response, _ lookupState) {
-	at := c.cfg.now()
+// peek looks key up in the caches at one clock reading, without counting:
+// the single place that says what a fresh hit is. On a miss it also returns
+// a stale active result, if one is kept for WithStaleIfError.
+func (c *Client) peek(key [sha256.Size]byte, at time.Time) (r, stale *Response, _ lookupState, age time.Duration) {
 	if e, ok := c.cache.GetAt(key, at); ok && !c.revokedSince(e.resp.Subject, e.filled) {
 		if now := at.UnixNano(); now < e.fresh {
-			c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Hit)
-			c.metrics.Age(ctx, time.Duration(now-e.filled))
-			return e.resp, nil, hitActive // only active results are in c.cache
+			return e.resp, nil, hitActive, time.Duration(now - e.filled) // only active results are in c.cache
 		}
 		stale = e.resp
 	} else if c.neg != nil {
 		if _, ok := c.neg.GetAt(key, at); ok {
-			c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Hit)
-			return nil, nil, hitInactive
+			return nil, nil, hitInactive, 0
 		}
 	}
-	return nil, stale, miss
+	return nil, stale, miss, 0
+}
+
+// lookup is peek, counted in the metrics.
+func (c *Client) lookup(ctx context.Context, key [sha256.Size]byte) (r, stale *Response, _ lookupState) {
+	r, stale, state, age := c.peek(key, c.cfg.now())
+	switch state {
+	case hitActive:
+		c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Hit)
+		c.metrics.Age(ctx, age)
+	case hitInactive:
+		c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Hit)
+	}
+	return r, stale, state
 }
 
 // Cached returns token's result when the Client's own cache holds a fresh
@@ -216,15 +226,13 @@ func (c *Client) introspectMiss(ctx context.Context, key [sha256.Size]byte, toke
 	var led atomic.Bool // this caller's flight ran the function
 	ch := c.group.DoChan(string(key[:]), func() (any, error) {
 		led.Store(true)
-		// A flight that finished between our Get and DoChan has filled
+		// A flight that finished between our lookup and DoChan has filled
 		// the cache: look again so that one token costs one call.
-		if e, ok := c.cache.Get(key); ok && c.cfg.now().UnixNano() < e.fresh && !c.revokedSince(e.resp.Subject, e.filled) {
-			return e.resp, nil
-		}
-		if c.neg != nil {
-			if _, ok := c.neg.Get(key); ok {
-				return inactive, nil
-			}
+		switch r, _, state, _ := c.peek(key, c.cfg.now()); state {
+		case hitActive:
+			return r, nil
+		case hitInactive:
+			return inactive, nil
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.timeout)
 		defer cancel()

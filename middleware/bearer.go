@@ -13,7 +13,7 @@ const MaxTokenSize = 8 << 10
 func ParseAuthorization(values []string) (string, error) {
 	token, err := parseBearer(values)
 	if err == nil && !isB64Token(token) {
-		return "", malformed("token has characters outside the RFC 6750 b64token set")
+		return "", errNotB64Token
 	}
 	return token, err
 }
@@ -26,11 +26,11 @@ func parseBearer(values []string) (string, error) {
 		return "", ErrNoToken
 	case 1:
 	default:
-		return "", malformed("more than one Authorization header")
+		return "", malformedError("more than one Authorization header")
 	}
 	v := values[0]
 	if len(v) > MaxTokenSize {
-		return "", malformed("Authorization header exceeds 8 KiB")
+		return "", malformedError("Authorization header exceeds 8 KiB")
 	}
 	v = strings.TrimLeft(v, " \t")
 	if v == "" {
@@ -42,7 +42,7 @@ func parseBearer(values []string) (string, error) {
 	}
 	token = strings.Trim(token, " \t")
 	if token == "" {
-		return "", malformed("Bearer scheme without a token")
+		return "", malformedError("Bearer scheme without a token")
 	}
 	return token, nil
 }
@@ -75,9 +75,10 @@ func isB64Token(s string) bool {
 	return true
 }
 
+// errNotB64Token refuses a token that cannot be valid.
+const errNotB64Token = malformedError("token has characters outside the RFC 6750 b64token set")
+
 type malformedError string
 
 func (e malformedError) Error() string        { return "middleware: malformed request: " + string(e) }
 func (e malformedError) Is(target error) bool { return target == ErrMalformed }
-
-func malformed(why string) error { return malformedError(why) }

@@ -167,7 +167,7 @@ func (m *Middleware) check(r *http.Request, reqs []Requirement) (*claimsContext,
 		}
 		var me malformedError
 		errors.As(err, &me)
-		return nil, &Error{StatusCode: http.StatusBadRequest, Code: CodeInvalidRequest, Description: string(me), Err: err}
+		return nil, badRequest(me)
 	}
 	var resp *introspect.Response
 	hit := false
@@ -176,8 +176,7 @@ func (m *Middleware) check(r *http.Request, reqs []Requirement) (*claimsContext,
 	}
 	if !hit {
 		if !isB64Token(token) { // only tokens that could be valid reach the server
-			why := malformedError("token has characters outside the RFC 6750 b64token set")
-			return nil, &Error{StatusCode: http.StatusBadRequest, Code: CodeInvalidRequest, Description: string(why), Err: why}
+			return nil, badRequest(errNotB64Token)
 		}
 		if resp, err = m.in.Introspect(r.Context(), token); err != nil {
 			return nil, m.introspectionError(r, err)
@@ -212,7 +211,7 @@ func (m *Middleware) check(r *http.Request, reqs []Requirement) (*claimsContext,
 // audience. They run on every request, cached result or not.
 func (m *Middleware) validate(resp *introspect.Response) error {
 	if !resp.Active {
-		return m.invalid(ErrInactive, "token is not active: expired, revoked, or not issued for this API"+m.hint)
+		return m.inactive(ErrInactive)
 	}
 	now := m.cfg.now()
 	if exp := resp.Expiration.AsTime(); !exp.IsZero() && !now.Before(exp.Add(m.cfg.leeway)) {
@@ -229,6 +228,14 @@ func (m *Middleware) validate(resp *introspect.Response) error {
 	return m.invalid(ErrAudience, "token audience does not include this API"+m.hint)
 }
 
+func (m *Middleware) inactive(err error) *Error {
+	return m.invalid(err, "token is not active: expired, revoked, or not issued for this API"+m.hint)
+}
+
+func badRequest(why malformedError) *Error {
+	return &Error{StatusCode: http.StatusBadRequest, Code: CodeInvalidRequest, Description: string(why), Err: why}
+}
+
 func (m *Middleware) invalid(err error, desc string) *Error {
 	return &Error{StatusCode: http.StatusUnauthorized, Code: CodeInvalidToken, Description: desc, Err: err}
 }
@@ -236,7 +243,7 @@ func (m *Middleware) invalid(err error, desc string) *Error {
 func (m *Middleware) introspectionError(r *http.Request, err error) *Error {
 	switch {
 	case errors.Is(err, introspect.ErrInactive):
-		return m.invalid(fmt.Errorf("%w: %w", ErrInactive, err), "token is not active: expired, revoked, or not issued for this API"+m.hint)
+		return m.inactive(fmt.Errorf("%w: %w", ErrInactive, err))
 	case errors.Is(err, introspect.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		retry := introspect.RetryAfter(err)
 		if n, ok := m.logUnavailable.allow(m.cfg.now()); ok {

@@ -111,9 +111,6 @@ func (s *Server) SetFault(f func(w http.ResponseWriter) bool) {
 	s.mu.Unlock()
 }
 
-// SetClock sets the server's clock for token expiry and assertion checks.
-func (s *Server) SetClock(now func() time.Time) { s.mu.Lock(); s.now = now; s.mu.Unlock() }
-
 // NewApp registers an API application of projectID and returns its ZITADEL
 // key file ({"type":"application",...}) and client ID.
 func (s *Server) NewApp(projectID string) (keyJSON []byte, clientID string) {

@@ -2,19 +2,23 @@ package tokenguard_test
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/tokenguard/tokenguard"
+	"github.com/tokenguard/tokenguard/clientauth"
 	"github.com/tokenguard/tokenguard/internal/fakeas"
 	"github.com/tokenguard/tokenguard/introspect"
 	"github.com/tokenguard/tokenguard/middleware"
@@ -118,5 +122,30 @@ func TestMetricsMatchTheRequests(t *testing.T) {
 				t.Errorf("span %s carries a token in %s", s.Name(), a.Key)
 			}
 		}
+	}
+}
+
+// TestIntrospectionCarriesTraceContext is not parallel: it sets the global
+// propagator, as an application does.
+func TestIntrospectionCarriesTraceContext(t *testing.T) {
+	prev := otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	defer otel.SetTextMapPropagator(prev)
+	tp := sdktrace.NewTracerProvider()
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Get("traceparent")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"active":false}`))
+	}))
+	t.Cleanup(srv.Close)
+	c, err := introspect.New(srv.URL, clientauth.ClientSecretBasic{ClientID: "a", Secret: "b"},
+		introspect.WithTracerProvider(tp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Introspect(context.Background(), "tok")
+	if !strings.HasPrefix(got, "00-") {
+		t.Errorf("traceparent = %q, want the introspection span's trace context", got)
 	}
 }

@@ -404,3 +404,22 @@ func TestJWTBearerDiscoversOnce(t *testing.T) {
 		t.Errorf("token endpoint called %d times, want 3", n)
 	}
 }
+
+func TestTokenSourceRefreshesAMinuteBeforeExpiry(t *testing.T) {
+	t.Parallel()
+	// expires_in is whole seconds, rounded down: 63 s arrives as 62, two
+	// seconds more than the minute before expiry at which a token is replaced.
+	w := newWorld(t, devserver.WithTokenLifetime(63*time.Second))
+	ts := w.bearer(t, w.admin, w.project.ID).TokenSource(context.Background())
+	first, err := ts.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := ts.Token(); again.AccessToken != first.AccessToken {
+		t.Errorf("a token with 62 s left was replaced; want it reused until 60 s are left")
+	}
+	time.Sleep(2100 * time.Millisecond) // now under a minute left: DefaultExpiryDelta
+	if next, _ := ts.Token(); next.AccessToken == first.AccessToken {
+		t.Errorf("a token with under a minute left was reused; want a new one")
+	}
+}

@@ -281,3 +281,44 @@ func TestSignedEventOnOneReplicaRevokesOnAll(t *testing.T) {
 	}
 	waitFor(t, "B refuses alice after a signed event reached A", func() bool { return b.get(tok) == 401 })
 }
+
+func TestSwappedEntryIsAMiss(t *testing.T) {
+	as, keyJSON, rs := setup(t)
+	a := newReplica(t, as, keyJSON, rs, "api")
+	alice := as.Mint(fakeas.Token{Subject: "alice", Audience: []string{project}})
+	bob := as.Mint(fakeas.Token{Subject: "bob", Audience: []string{project}})
+	_, _ = a.get(alice), a.get(bob)
+	rdb := rs.client(t)
+	keys, _ := rdb.Keys(context.Background(), "tokenguard:e:*").Result()
+	if len(keys) != 2 {
+		t.Fatalf("%d entries, want 2", len(keys))
+	}
+	v0, _ := rdb.Get(context.Background(), keys[0]).Bytes()
+	v1, _ := rdb.Get(context.Background(), keys[1]).Bytes()
+	rdb.Set(context.Background(), keys[0], v1, time.Minute) // each entry now holds the other's value
+	rdb.Set(context.Background(), keys[1], v0, time.Minute)
+	b := newReplica(t, as, keyJSON, rs, "api")
+	calls := as.Calls()
+	if b.get(alice) != 200 || b.get(bob) != 200 || as.Calls() != calls+2 {
+		t.Errorf("swapped entries: %d introspections, want 2 (both misses)", as.Calls()-calls)
+	}
+}
+
+func TestInvalidationMessagesCarryNoToken(t *testing.T) {
+	as, keyJSON, rs := setup(t)
+	a := newReplica(t, as, keyJSON, rs, "api")
+	sub := rs.client(t).Subscribe(context.Background(), "tokenguard:invalidate")
+	defer sub.Close()
+	if _, err := sub.Receive(context.Background()); err != nil { // the subscription's confirmation
+		t.Fatal(err)
+	}
+	tok := as.Mint(fakeas.Token{Subject: "alice", Audience: []string{project}})
+	a.client.Invalidate(tok)
+	msg, err := sub.ReceiveMessage(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(msg.Payload, tok) || !strings.HasPrefix(msg.Payload, "k:") {
+		t.Errorf("invalidation message %q, want a cache key and no token", msg.Payload)
+	}
+}

@@ -121,33 +121,42 @@ func (r *Response) Claims() map[string]any {
 // wire is the registered part of the response, decoded with oidc's lenient
 // types.
 type wire struct {
-	Active     bool                     `json:"active"`
-	Scope      oidc.SpaceDelimitedArray `json:"scope"`
-	ClientID   string                   `json:"client_id"`
-	Username   string                   `json:"username"`
-	TokenType  string                   `json:"token_type"`
-	Expiration oidc.Time                `json:"exp"`
-	IssuedAt   oidc.Time                `json:"iat"`
-	NotBefore  oidc.Time                `json:"nbf"`
-	Subject    string                   `json:"sub"`
-	Audience   oidc.Audience            `json:"aud"`
-	Issuer     string                   `json:"iss"`
-	JWTID      string                   `json:"jti"`
-	OrgID      json.RawMessage          `json:"urn:zitadel:iam:user:resourceowner:id"`
+	Active     bool
+	Scope      oidc.SpaceDelimitedArray
+	ClientID   string
+	Username   string
+	TokenType  string
+	Expiration oidc.Time
+	IssuedAt   oidc.Time
+	NotBefore  oidc.Time
+	Subject    string
+	Audience   oidc.Audience
+	Issuer     string
+	JWTID      string
+	OrgID      json.RawMessage
 }
 
-// UnmarshalJSON decodes an introspection response. Registered claims of the
-// wrong JSON type are an error; ZITADEL claims of an unexpected shape grant
-// nothing and are left to Claims.
+// UnmarshalJSON decodes an introspection response. Claims are matched by
+// their exact names: encoding/json would also take "Active" or "SUB" for
+// active and sub, letting a claim of another name stand in for them.
+// Registered claims of the wrong JSON type are an error; ZITADEL claims of an
+// unexpected shape grant nothing and are left to Claims.
 func (r *Response) UnmarshalJSON(data []byte) error {
-	var w wire
-	if err := json.Unmarshal(data, &w); err != nil {
-		return err
-	}
-	// Dynamic claim names (project role claims) need a pass over the keys.
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(data, &members); err != nil {
 		return err
+	}
+	var w wire
+	for name, dst := range map[string]any{
+		"active": &w.Active, "scope": &w.Scope, "client_id": &w.ClientID, "username": &w.Username,
+		"token_type": &w.TokenType, "exp": &w.Expiration, "iat": &w.IssuedAt, "nbf": &w.NotBefore,
+		"sub": &w.Subject, "aud": &w.Audience, "iss": &w.Issuer, "jti": &w.JWTID, ClaimOrgID: &w.OrgID,
+	} {
+		if v, ok := members[name]; ok {
+			if err := json.Unmarshal(v, dst); err != nil {
+				return fmt.Errorf("claim %q: %w", name, err)
+			}
+		}
 	}
 	*r = Response{
 		Active: w.Active, ClientID: w.ClientID, Username: w.Username, TokenType: w.TokenType,

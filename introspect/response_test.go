@@ -53,6 +53,25 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+func TestClaimNamesMatchExactly(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{
+		`{"ACTIVE":true}`,
+		`{"active":true,"sub":"alice","SUB":"admin","aud":["p"],"Aud":["other"]}`,
+	} {
+		r, err := introspect.Decode([]byte(body))
+		if err != nil {
+			t.Fatalf("Decode(%s) err = %v", body, err)
+		}
+		if body == `{"ACTIVE":true}` && r.Active {
+			t.Errorf("Decode(%s) is active: another name stood in for active", body)
+		}
+		if r.Active && (r.Subject != "alice" || len(r.Audience) != 1 || r.Audience[0] != "p") {
+			t.Errorf("Decode(%s) = sub %q aud %v: another name stood in for sub or aud", body, r.Subject, r.Audience)
+		}
+	}
+}
+
 func TestProjectRolesPreferred(t *testing.T) {
 	t.Parallel()
 	r, err := introspect.Decode([]byte(`{"active":true,

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,8 +13,22 @@ import (
 )
 
 // The baselines of `tokenguard bench`: what a ZITADEL user gets without
-// tokenguard. Both use zitadel/oidc's resource server client (rs), which
-// signs a fresh client assertion for every call, as ZITADEL's Go SDK does.
+// tokenguard. Both follow zitadel-go's HTTP middleware
+// (pkg/http/middleware.Interceptor.RequireAuthorization): the Authorization
+// header's value after "Bearer ", trimmed; the verifier's result; and, once
+// authorized, that result in the request's context for the handler
+// (context.WithValue and Request.WithContext). Both use zitadel/oidc's
+// resource server client (rs), which signs a fresh client assertion for
+// every call, as ZITADEL's Go SDK does.
+
+// authCtxKey is the context key of the baselines' authorization context.
+type authCtxKey struct{}
+
+// serveAuthorized hands r to next with resp in its context, as zitadel-go's
+// middleware does with its authorization context.
+func serveAuthorized(next http.Handler, w http.ResponseWriter, r *http.Request, resp *oidc.IntrospectionResponse) {
+	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authCtxKey{}, resp)))
+}
 
 // sdkBaseline introspects on every request, as ZITADEL's SDK middleware does
 // by default.
@@ -32,7 +48,7 @@ func sdkBaseline(server rs.ResourceServer, projectID string, next http.Handler) 
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
-		next.ServeHTTP(w, r)
+		serveAuthorized(next, w, r, resp)
 	})
 }
 
@@ -84,27 +100,14 @@ func (g *goCacheBaseline) wrap(next http.Handler) http.Handler {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
-		next.ServeHTTP(w, r)
+		serveAuthorized(next, w, r, item.resp)
 	})
 }
 
+// bearer reads the token as zitadel-go does: the header's value after
+// "Bearer ", with surrounding space trimmed.
 func bearer(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	if len(h) < 7 || !equalFold(h[:7], "Bearer ") {
-		return "", false
-	}
-	return h[7:], true
-}
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range len(a) {
-		x, y := a[i]|0x20, b[i]|0x20
-		if x != y {
-			return false
-		}
-	}
-	return true
+	token, ok := strings.CutPrefix(r.Header.Get("authorization"), oidc.BearerToken)
+	token = strings.TrimSpace(token)
+	return token, ok && token != ""
 }

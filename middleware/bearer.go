@@ -32,19 +32,33 @@ func parseBearer(values []string) (string, error) {
 	if len(v) > MaxTokenSize {
 		return "", malformedError("Authorization header exceeds 8 KiB")
 	}
-	v = strings.TrimLeft(v, " \t")
+	for v != "" && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
 	if v == "" {
 		return "", ErrNoToken
 	}
 	scheme, token, _ := strings.Cut(v, " ")
-	if !strings.EqualFold(scheme, "Bearer") {
+	if scheme != "Bearer" && !strings.EqualFold(scheme, "Bearer") {
 		return "", ErrNoToken
 	}
-	token = strings.Trim(token, " \t")
+	token = trimBlanks(token)
 	if token == "" {
 		return "", malformedError("Bearer scheme without a token")
 	}
 	return token, nil
+}
+
+// trimBlanks cuts the spaces and tabs (RFC 9110's OWS) around s: the same as
+// strings.Trim(s, " \t"), without building a cutset on every request.
+func trimBlanks(s string) string {
+	for s != "" && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // b64tokenChar marks the characters of RFC 6750's b64token before its

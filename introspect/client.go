@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -44,7 +45,6 @@ type Client struct {
 	cache   *cache.LRU[[sha256.Size]byte, cached]   // active results; nil when caching is off
 	neg     *cache.LRU[[sha256.Size]byte, struct{}] // inactive results; nil when off
 	group   singleflight.Group
-	bufs    sync.Pool     // *[]byte scratch space for cache keys
 	sem     chan struct{} // in-flight introspection slots
 	breaker breaker
 	metrics *telemetry.Metrics
@@ -118,7 +118,6 @@ func New(endpoint string, auth ClientAuthenticator, opts ...Option) (*Client, er
 			}
 		}
 	}
-	c.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	return c, nil
 }
 
@@ -147,7 +146,7 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Response, error
 		return result(c.call(ctx, token))
 	}
 	key := c.key(token)
-	r, stale, state := c.lookup(ctx, key)
+	r, stale, state := c.lookup(ctx, key, c.cfg.now())
 	switch state {
 	case hitActive:
 		return r, nil
@@ -189,8 +188,8 @@ func (c *Client) peek(key [sha256.Size]byte, at time.Time) (r, stale *Response, 
 }
 
 // lookup is peek, counted in the metrics.
-func (c *Client) lookup(ctx context.Context, key [sha256.Size]byte) (r, stale *Response, _ lookupState) {
-	r, stale, state, age := c.peek(key, c.cfg.now())
+func (c *Client) lookup(ctx context.Context, key [sha256.Size]byte, at time.Time) (r, stale *Response, _ lookupState) {
+	r, stale, state, age := c.peek(key, at)
 	switch state {
 	case hitActive:
 		c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Hit)
@@ -207,10 +206,25 @@ func (c *Client) lookup(ctx context.Context, key [sha256.Size]byte) (r, stale *R
 // and the caller goes on to [Client.Introspect]. The middleware uses it to
 // skip checks that only matter before a token is sent to the server.
 func (c *Client) Cached(ctx context.Context, token string) (*Response, bool) {
+	return c.cached(ctx, token, c.cfg.now())
+}
+
+// CachedAt is [Client.Cached] for a caller that has just read the system
+// clock, so that one request reads it once: now stands in for the Client's
+// clock when that is the default, [time.Now]. A Client given [WithClock]
+// reads its own clock and ignores now.
+func (c *Client) CachedAt(ctx context.Context, token string, now time.Time) (*Response, bool) {
+	if !c.cfg.systemClock {
+		now = c.cfg.now()
+	}
+	return c.cached(ctx, token, now)
+}
+
+func (c *Client) cached(ctx context.Context, token string, now time.Time) (*Response, bool) {
 	if c.cache == nil || token == "" {
 		return nil, false
 	}
-	r, _, state := c.lookup(ctx, c.key(token))
+	r, _, state := c.lookup(ctx, c.key(token), now)
 	switch state {
 	case hitActive:
 		return r, true
@@ -281,18 +295,12 @@ func result(r *Response, err error) (*Response, error) {
 	return r, nil
 }
 
-// key returns SHA-256(endpoint, 0, token): tokens are never kept in memory
-// longer than a request, and two endpoints never share an entry.
+// key returns SHA-256(token): the cache never holds a token, only its
+// digest. The digest is taken over the string's own bytes, read in place:
+// no copy of the token is made. Each Client has its own caches, so the key
+// need not name the endpoint.
 func (c *Client) key(token string) [sha256.Size]byte {
-	bp := c.bufs.Get().(*[]byte)
-	b := append(append(append((*bp)[:0], c.endpoint...), 0), token...)
-	sum := sha256.Sum256(b)
-	clear(b)
-	if cap(b) <= 64<<10 {
-		*bp = b
-		c.bufs.Put(bp)
-	}
-	return sum
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token))) // Sum256 only reads
 }
 
 // lookupShared asks the shared cache, if any, and copies a fresh answer that

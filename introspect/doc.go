@@ -22,11 +22,11 @@
 // # Caching
 //
 // By default a [Client] caches up to [DefaultCacheSize] answers, keyed by
-// SHA-256 of the endpoint and the token. An active answer lives until the
-// earlier of the token's exp and [DefaultMaxTTL] (5 minutes); an answer
-// without exp lives for the max TTL; an inactive answer lives
-// [DefaultNegativeTTL] (30 s). Errors are never cached. Concurrent calls for a
-// token that is not cached share one request to the server
+// SHA-256 of the token (the token itself is never stored). An active answer
+// lives until the earlier of the token's exp and [DefaultMaxTTL] (5
+// minutes); an answer without exp lives for the max TTL; an inactive answer
+// lives [DefaultNegativeTTL] (30 s). Errors are never cached. Concurrent
+// calls for a token that is not cached share one request to the server
 // (golang.org/x/sync/singleflight), so a hot token costs one introspection
 // however many requests carry it.
 //

@@ -53,6 +53,7 @@ type config struct {
 	meters      metric.MeterProvider
 	tracers     trace.TracerProvider
 	now         func() time.Time
+	systemClock bool // now is time.Now: no WithClock
 }
 
 func defaultConfig() config {
@@ -70,6 +71,7 @@ func defaultConfig() config {
 		threshold:   DefaultBreakerThreshold,
 		cooldown:    DefaultBreakerCooldown,
 		now:         time.Now,
+		systemClock: true,
 	}
 }
 
@@ -163,7 +165,7 @@ func WithTracerProvider(tp trace.TracerProvider) Option { return func(c *config)
 func WithClock(now func() time.Time) Option {
 	return func(c *config) {
 		if now != nil {
-			c.now = now
+			c.now, c.systemClock = now, false
 		}
 	}
 }

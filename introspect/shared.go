@@ -47,8 +47,7 @@ type SharedInvalidator interface {
 func WithSharedCache(sc SharedCache) Option { return func(c *config) { c.shared = sc } }
 
 // CacheKey returns the key under which the Client caches token's result:
-// SHA-256 of the endpoint, a zero byte and the token. Replicas exchange keys,
-// never tokens.
+// SHA-256 of the token. Replicas exchange keys, never tokens.
 func (c *Client) CacheKey(token string) [sha256.Size]byte { return c.key(token) }
 
 // InvalidateCacheKey drops the cached result with that key in this process

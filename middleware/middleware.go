@@ -27,9 +27,11 @@ type Introspector interface {
 // own cache that never reaches the server. A token found there passed every
 // check that guards the server when it was introspected, so a hit skips
 // them; the checks on the result (active, exp, nbf, aud, requirements) run
-// either way.
+// either way. With the system clock on both sides, a hit reads the clock
+// once.
 type cachedIntrospector interface {
 	Cached(ctx context.Context, token string) (*introspect.Response, bool)
+	CachedAt(ctx context.Context, token string, now time.Time) (*introspect.Response, bool)
 }
 
 // Middleware decides for each request whether its bearer token is good for
@@ -61,11 +63,12 @@ func New(in Introspector, audience string, opts ...Option) (*Middleware, error) 
 		return nil, errors.New("middleware: empty audience")
 	}
 	cfg := config{
-		audiences: []string{audience},
-		leeway:    DefaultLeeway,
-		realm:     DefaultRealm,
-		logger:    slog.Default(),
-		now:       time.Now,
+		audiences:   []string{audience},
+		leeway:      DefaultLeeway,
+		realm:       DefaultRealm,
+		logger:      slog.Default(),
+		now:         time.Now,
+		systemClock: true,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -171,8 +174,13 @@ func (m *Middleware) check(r *http.Request, reqs []Requirement) (*claimsContext,
 	}
 	var resp *introspect.Response
 	hit := false
+	now := m.cfg.now()
 	if ci, ok := m.in.(cachedIntrospector); ok {
-		resp, hit = ci.Cached(r.Context(), token)
+		if m.cfg.systemClock {
+			resp, hit = ci.CachedAt(r.Context(), token, now)
+		} else {
+			resp, hit = ci.Cached(r.Context(), token)
+		}
 	}
 	if !hit {
 		if !isB64Token(token) { // only tokens that could be valid reach the server
@@ -181,8 +189,9 @@ func (m *Middleware) check(r *http.Request, reqs []Requirement) (*claimsContext,
 		if resp, err = m.in.Introspect(r.Context(), token); err != nil {
 			return nil, m.introspectionError(r, err)
 		}
+		now = m.cfg.now() // the call may have taken a while
 	}
-	if err := m.validate(resp); err != nil {
+	if err := m.validate(resp, now); err != nil {
 		return nil, err
 	}
 	cc := &claimsContext{Context: r.Context(), claims: Claims{
@@ -209,11 +218,10 @@ func (m *Middleware) check(r *http.Request, reqs []Requirement) (*claimsContext,
 
 // validate applies the checks that hold for every route: active, exp, nbf and
 // audience. They run on every request, cached result or not.
-func (m *Middleware) validate(resp *introspect.Response) error {
+func (m *Middleware) validate(resp *introspect.Response, now time.Time) error {
 	if !resp.Active {
 		return m.inactive(ErrInactive)
 	}
-	now := m.cfg.now()
 	if exp := resp.Expiration.AsTime(); !exp.IsZero() && !now.Before(exp.Add(m.cfg.leeway)) {
 		return m.invalid(ErrExpired, "token has expired")
 	}

@@ -26,6 +26,7 @@ type config struct {
 	logger       *slog.Logger
 	meters       metric.MeterProvider
 	now          func() time.Time
+	systemClock  bool // now is time.Now: no WithClock
 }
 
 // WithAudience adds audiences the token's aud may contain instead of the one
@@ -81,7 +82,7 @@ func WithMeterProvider(mp metric.MeterProvider) Option { return func(c *config) 
 func WithClock(now func() time.Time) Option {
 	return func(c *config) {
 		if now != nil {
-			c.now = now
+			c.now, c.systemClock = now, false
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tokenguard/tokenguard/internal/fakeas"
 	"github.com/tokenguard/tokenguard/introspect"
@@ -130,5 +131,36 @@ func TestCachedNeverAsksTheServer(t *testing.T) {
 	}
 	if as.Calls() != calls {
 		t.Errorf("Cached made %d introspections, want none", as.Calls()-calls)
+	}
+}
+
+// TestCachedAt checks whose clock judges freshness: the caller's reading for
+// a Client on the system clock, the Client's own clock once WithClock is set.
+func TestCachedAt(t *testing.T) {
+	t.Parallel()
+	as, c := newClient(t, introspect.WithMaxTTL(time.Minute))
+	tok := as.Mint(fakeas.Token{Subject: "alice", Audience: []string{project}, Expiry: time.Now().Add(time.Hour)})
+	if _, err := c.Introspect(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.CachedAt(context.Background(), tok, time.Now()); !ok {
+		t.Error("CachedAt(now) missed a fresh entry")
+	}
+	if _, ok := c.CachedAt(context.Background(), tok, time.Now().Add(2*time.Minute)); ok {
+		t.Error("CachedAt(now + 2 min) hit an entry fresh for 1 min: the caller's time was ignored")
+	}
+
+	clk := newClock()
+	as2, c2 := newClient(t, introspect.WithClock(clk.Now), introspect.WithMaxTTL(time.Minute))
+	tok2 := as2.Mint(fakeas.Token{Subject: "bob", Audience: []string{project}, Expiry: clk.Now().Add(time.Hour)})
+	if _, err := c2.Introspect(context.Background(), tok2); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c2.CachedAt(context.Background(), tok2, clk.Now().Add(2*time.Minute)); !ok {
+		t.Error("with WithClock, CachedAt judged by the caller's time instead of the Client's clock")
+	}
+	clk.Advance(2 * time.Minute)
+	if _, ok := c2.CachedAt(context.Background(), tok2, time.Time{}); ok {
+		t.Error("with WithClock, CachedAt hit an entry the Client's clock says has expired")
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"hash/maphash"
 	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -40,10 +39,12 @@ func WithClock(now func() time.Time) Option {
 // least recently used to within this interval.
 const PromoteInterval = time.Second
 
+// entry is stored by value in the shard's list node: a hit follows no
+// pointer beyond the node.
 type entry[V any] struct {
 	val      V
-	expires  int64        // Unix nanoseconds: 8 bytes, not a 24-byte time.Time
-	promoted atomic.Int64 // when a hit last moved the entry to the front
+	expires  int64 // Unix nanoseconds: 8 bytes, not a 24-byte time.Time
+	promoted int64 // when it was added or a hit last moved it to the front
 }
 
 // Caches of ShardThreshold entries or more are split into Shards shards.
@@ -71,7 +72,7 @@ type LRU[K comparable, V any] struct {
 
 type shard[K comparable, V any] struct {
 	mu  sync.RWMutex // guards lru; hits hold it for reading
-	lru *simplelru.LRU[K, *entry[V]]
+	lru *simplelru.LRU[K, entry[V]]
 }
 
 func (c *LRU[K, V]) shard(key K) *shard[K, V] {
@@ -97,7 +98,7 @@ func New[K comparable, V any](size int, opts ...Option) (*LRU[K, V], error) {
 	}
 	c := &LRU[K, V]{now: cfg.now, seed: maphash.MakeSeed(), shards: make([]shard[K, V], n)}
 	for i := range c.shards {
-		l, err := simplelru.NewLRU[K, *entry[V]]((size+n-1)/n, nil)
+		l, err := simplelru.NewLRU[K, entry[V]]((size+n-1)/n, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -126,16 +127,19 @@ func (c *LRU[K, V]) GetAt(key K, at time.Time) (v V, ok bool) {
 	}
 	if now >= e.expires {
 		sh.mu.Lock()
-		if cur, ok := sh.lru.Peek(key); ok && cur == e {
+		// Unless an Add has replaced it with a live entry meanwhile.
+		if cur, ok := sh.lru.Peek(key); ok && now >= cur.expires {
 			sh.lru.Remove(key)
 		}
 		sh.mu.Unlock()
 		return v, false
 	}
-	if last := e.promoted.Load(); now-last >= int64(PromoteInterval) && e.promoted.CompareAndSwap(last, now) {
+	if now-e.promoted >= int64(PromoteInterval) {
 		sh.mu.Lock()
-		if cur, ok := sh.lru.Peek(key); ok && cur == e {
-			sh.lru.Get(key) // moves it to the front
+		// Unless another hit promoted it, or an Add replaced it, meanwhile.
+		if cur, ok := sh.lru.Peek(key); ok && now-cur.promoted >= int64(PromoteInterval) {
+			cur.promoted = now
+			sh.lru.Add(key, cur) // stores it and moves it to the front
 		}
 		sh.mu.Unlock()
 	}
@@ -155,11 +159,10 @@ func (c *LRU[K, V]) Add(key K, value V, expires time.Time) (evicted bool) {
 		sh.lru.Remove(key)
 		return false
 	}
-	e := &entry[V]{val: value, expires: math.MaxInt64} // beyond 2262 UnixNano is undefined: clamp
+	e := entry[V]{val: value, expires: math.MaxInt64, promoted: now.UnixNano()} // beyond 2262 UnixNano is undefined: clamp
 	if expires.Before(maxTime) {
 		e.expires = expires.UnixNano()
 	}
-	e.promoted.Store(now.UnixNano())
 	return sh.lru.Add(key, e)
 }
 

@@ -44,7 +44,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var c benchConfig
 	fs.DurationVar(&c.delay, "delay", 2*time.Millisecond, "introspection delay of the authorization server")
 	fs.DurationVar(&c.duration, "duration", 1500*time.Millisecond, "length of each load run")
-	fs.IntVar(&c.rounds, "rounds", 6, "interleaved rounds (A B A B ...) per comparison")
+	fs.IntVar(&c.rounds, "rounds", 12, "interleaved rounds (A B A B ...) per comparison")
 	fs.IntVar(&c.conc, "concurrency", 8, "connections of the closed-loop load generator")
 	fs.IntVar(&c.tokens, "tokens", 1000, "distinct tokens in the many-token runs")
 	fs.IntVar(&c.entries, "entries", 100_000, "cached entries for the memory measurement")
@@ -168,11 +168,22 @@ type loadResult struct {
 	reqs, errs int
 	elapsed    time.Duration
 	lat        []time.Duration
-	calls      int64     // introspections during the run
-	perRound   []float64 // req/s of each round's run, when merged
+	calls      int64         // introspections during the run
+	cpu        time.Duration // process CPU time (load generator and servers)
+	perRound   []float64     // req/s of each round's run, when merged
 }
 
 func (r loadResult) rps() float64 { return float64(r.reqs) / r.elapsed.Seconds() }
+
+// cpuPerReq is the process's CPU time per request: the load generator's,
+// the API's and the authorization server's together, so that differences
+// between variants are what their routes cost.
+func (r loadResult) cpuPerReq() time.Duration {
+	if r.reqs == 0 {
+		return 0
+	}
+	return r.cpu / time.Duration(r.reqs)
+}
 
 // load runs conc workers that each send requests back to back for the
 // configured duration, picking a token per request.
@@ -189,6 +200,7 @@ func (b *bench) load(ctx context.Context, path string, pick func(*rand.Rand) str
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
 	}
+	cpu0 := cpuTime()
 	start := time.Now()
 	deadline := start.Add(b.cfg.duration)
 	for w := range b.cfg.conc {
@@ -212,6 +224,7 @@ func (b *bench) load(ctx context.Context, path string, pick func(*rand.Rand) str
 	}
 	wg.Wait()
 	res.elapsed = time.Since(start)
+	res.cpu = cpuTime() - cpu0
 	res.calls = b.srv.IntrospectionCalls() - before
 	return res
 }
@@ -253,6 +266,7 @@ func (b *bench) interleave(ctx context.Context, rounds int, vs []variant, pick f
 			out[i].reqs += r.reqs
 			out[i].errs += r.errs
 			out[i].elapsed += r.elapsed
+			out[i].cpu += r.cpu
 			out[i].calls += r.calls
 			out[i].lat = append(out[i].lat, r.lat...)
 		}
@@ -342,9 +356,9 @@ func (b *bench) run(ctx context.Context) (string, int) {
 		if res.reqs > 0 {
 			perK = float64(res.calls) * 1000 / float64(res.reqs)
 		}
-		fmt.Fprintf(&r, "| %s | %.0f | %s | %s | %.1f | %d |\n", name, res.rps(), fmtDur(p50), fmtDur(p99), perK, res.errs)
+		fmt.Fprintf(&r, "| %s | %.0f | %s | %s | %s | %.1f | %d |\n", name, res.rps(), fmtDur(p50), fmtDur(p99), fmtDur(res.cpuPerReq()), perK, res.errs)
 	}
-	fmt.Fprintf(&r, "## Load over loopback HTTP\n\n| run | req/s | p50 | p99 | introspections per 1k req | non-200 |\n|---|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&r, "## Load over loopback HTTP\n\n| run | req/s | p50 | p99 | process CPU per req | introspections per 1k req | non-200 |\n|---|---:|---:|---:|---:|---:|---:|\n")
 
 	hot := func(*rand.Rand) string { return b.hot }
 	b.get(ctx, "/api/ping", b.hot)
@@ -354,12 +368,24 @@ func (b *bench) run(ctx context.Context) (string, int) {
 	// them, is compared with tokenguard in groups of its own.
 	sdkRounds := 2
 	hot3 := b.interleave(ctx, c.rounds, []variant{{"public", "/ping"}, {"tokenguard", "/api/ping"}, {"cached", "/cached/ping"}}, hot)
+	// The public route against itself: how far apart two identical
+	// variants measure in this run, the harness's noise floor.
+	aa := b.interleave(ctx, c.rounds, []variant{{"public", "/ping"}, {"public again", "/ping"}}, hot)
 	hotSDK := b.interleave(ctx, sdkRounds, []variant{{"tokenguard", "/api/ping"}, {"sdk", "/sdk/ping"}}, hot)
 	hotRes := []loadResult{hot3[0], hot3[1], hotSDK[1], hot3[2]}
 	row("public route, no auth (hot token sent)", hotRes[0])
 	row("tokenguard, hot token", hotRes[1])
 	row("ZITADEL SDK style: introspect every request, hot token", hotRes[2])
 	row("go-cache style baseline (60 s map), hot token", hotRes[3])
+
+	overPublic := func(res loadResult) time.Duration { return res.cpuPerReq() - hotRes[0].cpuPerReq() }
+	fmt.Fprintf(&r, "\nWhat the route adds to the process CPU per request over the public route, hot token: tokenguard %s, go-cache style %s.\n",
+		fmtDur(overPublic(hotRes[1])), fmtDur(overPublic(hotRes[3])))
+	aaRatios := pairedRatios(aa[1], aa[0])
+	aaMean, aaSE := meanSE(aaRatios)
+	fmt.Fprintf(&r, "Noise floor (A/A: the public route against itself, %d rounds): median ratio %.3f, mean %.3f ± %.3f, single rounds from %.3f to %.3f.\n",
+		len(aaRatios), median(aaRatios), aaMean, aaSE, slices.Min(aaRatios), slices.Max(aaRatios))
+	fmt.Fprintf(&r, "\n| run | req/s | p50 | p99 | process CPU per req | introspections per 1k req | non-200 |\n|---|---:|---:|---:|---:|---:|---:|\n")
 
 	warmTG := b.warm(ctx, "/api/ping")
 	warmCached := b.warm(ctx, "/cached/ping")
@@ -413,22 +439,15 @@ func (b *bench) run(ctx context.Context) (string, int) {
 	// paired is the median over rounds of a's req/s over b's in the same
 	// round: runs of one round are adjacent in time, so machine drift
 	// cancels, and the median ignores a round that a burst of noise hit.
-	paired := func(a, b loadResult) float64 {
-		var rs []float64
-		for i := range min(len(a.perRound), len(b.perRound)) {
-			rs = append(rs, ratio(a.perRound[i], b.perRound[i]))
-		}
-		if len(rs) == 0 {
-			return 0
-		}
-		slices.Sort(rs)
-		if len(rs)%2 == 1 {
-			return rs[len(rs)/2]
-		}
-		return (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
+	paired := func(a, b loadResult) float64 { return median(pairedRatios(a, b)) }
+	// spread adds the mean and its standard error to a paired ratio.
+	spread := func(a, b loadResult) string {
+		rs := pairedRatios(a, b)
+		m, se := meanSE(rs)
+		return fmt.Sprintf("%.3f (mean %.3f ± %.3f)", median(rs), m, se)
 	}
 	q := paired(hotRes[1], hotRes[0])
-	add("hot token: protected >= 0.95 x unprotected req/s", fmt.Sprintf("%.3f", q), q >= 0.95)
+	add("hot token: protected >= 0.95 x unprotected req/s", spread(hotRes[1], hotRes[0]), q >= 0.95)
 	add("cache hit adds < 1 us over the bare handler", fmt.Sprintf("%.0f ns", hitNs), hitNs < 1000)
 	add("cache hit adds <= 3 allocations", fmt.Sprint(hitAllocs), hitAllocs <= 3)
 	q = paired(hotSDK[0], hotSDK[1])
@@ -436,11 +455,11 @@ func (b *bench) run(ctx context.Context) (string, int) {
 	q = paired(uniSDK[0], uniSDK[1])
 	add(fmt.Sprintf("%d tokens uniform: >= 10 x per-request introspection", c.tokens), fmt.Sprintf("%.1f x", q), q >= 10)
 	q = paired(hotRes[1], hotRes[3])
-	add("hot token: >= parity with the go-cache style baseline", fmt.Sprintf("%.3f", q), q >= 1)
+	add("hot token: >= parity with the go-cache style baseline", spread(hotRes[1], hotRes[3]), q >= 1)
 	q = paired(uniRes[0], uniRes[2])
-	add(fmt.Sprintf("%d tokens uniform: >= parity with the go-cache style baseline", c.tokens), fmt.Sprintf("%.3f", q), q >= 1)
+	add(fmt.Sprintf("%d tokens uniform: >= parity with the go-cache style baseline", c.tokens), spread(uniRes[0], uniRes[2]), q >= 1)
 	q = paired(zipfRes[0], zipfRes[2])
-	add(fmt.Sprintf("%d tokens Zipf: >= parity with the go-cache style baseline", c.tokens), fmt.Sprintf("%.3f", q), q >= 1)
+	add(fmt.Sprintf("%d tokens Zipf: >= parity with the go-cache style baseline", c.tokens), spread(zipfRes[0], zipfRes[2]), q >= 1)
 	add("stampede: 1 introspection per new token (baseline pays 32)", fmt.Sprintf("%.1f vs %.1f", stTG, stCached), stTG == 1)
 	add("exactly one introspection per distinct token, 64 workers", fmt.Sprintf("%d for %d tokens", warmTG, c.tokens), warmTG == int64(c.tokens))
 	cached := uniRes[0].calls + zipfRes[0].calls + hotRes[1].calls + hotSDK[0].calls + uniSDK[0].calls + zipfSDK[0].calls
@@ -449,7 +468,7 @@ func (b *bench) run(ctx context.Context) (string, int) {
 	q = ratio(float64(reused), float64(fresh))
 	add("miss path: reused assertion CPU <= 1/5 of fresh", fmt.Sprintf("%.3f", q), q > 0 && q <= 0.2)
 	errs := 0
-	for _, res := range slices.Concat(hot3, hotSDK, uni2, uniSDK, zipf2, zipfSDK) {
+	for _, res := range slices.Concat(hot3, aa, hotSDK, uni2, uniSDK, zipf2, zipfSDK) {
 		errs += res.errs
 	}
 	add("every load request answered 200", fmt.Sprint(errs, " non-200"), errs == 0)
@@ -466,6 +485,47 @@ func (b *bench) run(ctx context.Context) (string, int) {
 	}
 	fmt.Fprintf(&r, "\n%d of %d targets met.\n", len(targets)-missed, len(targets))
 	return r.String(), missed
+}
+
+// pairedRatios returns a's req/s over b's, round by round.
+func pairedRatios(a, b loadResult) []float64 {
+	var rs []float64
+	for i := range min(len(a.perRound), len(b.perRound)) {
+		if b.perRound[i] > 0 {
+			rs = append(rs, a.perRound[i]/b.perRound[i])
+		}
+	}
+	return rs
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// meanSE returns the mean of xs and its standard error.
+func meanSE(xs []float64) (mean, se float64) {
+	if len(xs) == 0 {
+		return 0, 0
+	}
+	for _, x := range xs {
+		mean += x
+	}
+	mean /= float64(len(xs))
+	if len(xs) < 2 {
+		return mean, 0
+	}
+	var ss float64
+	for _, x := range xs {
+		ss += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(ss/float64(len(xs)-1)) / math.Sqrt(float64(len(xs)))
 }
 
 func percentile(lat []time.Duration, p float64) time.Duration {

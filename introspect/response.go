@@ -70,27 +70,30 @@ type ProjectRoles struct {
 // A Response returned by [Client.Introspect] may be shared by many requests
 // through the cache: callers MUST NOT modify it.
 type Response struct {
+	// The fields a guard reads on every request come first, so that they
+	// share as few cache lines as they can.
+
 	Active     bool
-	Scope      []string  // scope, split on spaces
+	Expiration oidc.Time // exp, in seconds; 0 if absent
+	NotBefore  oidc.Time // nbf
+	Audience   []string  // aud
+	Subject    string    // sub
 	ClientID   string    // client_id
 	Username   string    // username
-	TokenType  string    // token_type
-	Expiration oidc.Time // exp, in seconds; 0 if absent
-	IssuedAt   oidc.Time // iat
-	NotBefore  oidc.Time // nbf
-	Subject    string    // sub
-	Audience   []string  // aud
-	Issuer     string    // iss
-	JWTID      string    // jti
-
 	// OrgID is the urn:zitadel:iam:user:resourceowner:id claim.
 	OrgID string
-	// Roles is the urn:zitadel:iam:org:project:roles claim: the roles in
-	// the project the token was requested for.
-	Roles Roles
+	Scope []string // scope, split on spaces
 	// ProjectRoles holds the urn:zitadel:iam:org:project:{projectID}:roles
 	// claims.
 	ProjectRoles []ProjectRoles
+	// Roles is the urn:zitadel:iam:org:project:roles claim: the roles in
+	// the project the token was requested for.
+	Roles Roles
+
+	TokenType string    // token_type
+	IssuedAt  oidc.Time // iat
+	Issuer    string    // iss
+	JWTID     string    // jti
 
 	raw []byte // the response body, for Claims and MarshalJSON
 }

@@ -24,6 +24,18 @@ import (
 // authCtxKey is the context key of the baselines' authorization context.
 type authCtxKey struct{}
 
+// authorizedPong reads the caller's identity from the authorization context
+// before next, as a real handler does, and fails with 500 without one.
+func authorizedPong(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if resp, ok := r.Context().Value(authCtxKey{}).(*oidc.IntrospectionResponse); !ok || resp.Subject == "" {
+			http.Error(w, "no authorization context", http.StatusInternalServerError)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // serveAuthorized hands r to next with resp in its context, as zitadel-go's
 // middleware does with its authorization context.
 func serveAuthorized(next http.Handler, w http.ResponseWriter, r *http.Request, resp *oidc.IntrospectionResponse) {

@@ -123,13 +123,23 @@ func newBench(ctx context.Context, c benchConfig) (*bench, error) {
 		b.close()
 		return nil, err
 	}
+	// Every route answers pong; the protected ones first read the caller's
+	// identity from the request context, as a real handler does, and fail
+	// with 500 (counted as non-200) when it is missing.
 	pong := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "pong") })
+	tgPong := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, ok := middleware.ClaimsFromContext(r.Context()); !ok || c.Subject == "" {
+			http.Error(w, "no claims", http.StatusInternalServerError)
+			return
+		}
+		pong(w, r)
+	})
 	mux := http.NewServeMux()
 	mux.Handle("GET /ping", pong)
-	mux.Handle("GET /api/ping", b.guard.Wrap(pong))
-	mux.Handle("GET /sdk/ping", sdkBaseline(server, b.project.ID, pong))
+	mux.Handle("GET /api/ping", b.guard.Wrap(tgPong))
+	mux.Handle("GET /sdk/ping", sdkBaseline(server, b.project.ID, authorizedPong(pong)))
 	b.goCache = newGoCacheBaseline(server, b.project.ID)
-	mux.Handle("GET /cached/ping", b.goCache.wrap(pong))
+	mux.Handle("GET /cached/ping", b.goCache.wrap(authorizedPong(pong)))
 	b.api = httptest.NewServer(mux)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256

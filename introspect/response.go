@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unique"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
@@ -171,18 +172,21 @@ func (r *Response) UnmarshalJSON(data []byte) error {
 		r.Scope = slices.Clip(s)
 	}
 	if len(w.Audience) > 0 {
+		for i, a := range w.Audience {
+			w.Audience[i] = intern(a)
+		}
 		r.Audience = slices.Clip(w.Audience)
 	}
 	_ = json.Unmarshal(w.OrgID, &r.OrgID) // a non-string org ID is left out
+	r.OrgID = intern(r.OrgID)
 	if r.ClientID == r.Subject {
 		r.ClientID = r.Subject // service users: one string, not two
 	}
-	in := interner{r.OrgID: r.OrgID}
 	for name, v := range members {
 		if !strings.HasPrefix(name, projectRolesPrefix) || !strings.HasSuffix(name, projectRolesSuffix) {
 			continue
 		}
-		roles := decodeRoles(v, in)
+		roles := decodeRoles(v)
 		if name == ClaimRoles {
 			r.Roles = roles
 			continue
@@ -191,7 +195,7 @@ func (r *Response) UnmarshalJSON(data []byte) error {
 		if project == "" || strings.Contains(project, ":") {
 			continue
 		}
-		r.ProjectRoles = append(r.ProjectRoles, ProjectRoles{ProjectID: project, Roles: roles})
+		r.ProjectRoles = append(r.ProjectRoles, ProjectRoles{ProjectID: intern(project), Roles: roles})
 	}
 	// ZITADEL sends the same grants in the generic and the project claim:
 	// keep one copy, as cached results are many.
@@ -204,16 +208,11 @@ func (r *Response) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// interner shares equal strings within one response.
-type interner map[string]string
-
-func (in interner) get(s string) string {
-	if v, ok := in[s]; ok {
-		return v
-	}
-	in[s] = s
-	return s
-}
+// intern returns the process-wide copy of s (package unique). Audiences,
+// organization and project IDs and role grants repeat across tokens: cached
+// results share one copy of each, and a guard that interns its own audience
+// and project ID compares them by pointer, without reading the bytes.
+func intern(s string) string { return unique.Make(s).Value() }
 
 // MarshalJSON returns the response as the server sent it.
 func (r *Response) MarshalJSON() ([]byte, error) {
@@ -234,7 +233,7 @@ func Decode(data []byte) (*Response, error) {
 
 // decodeRoles reads {"role": {"orgID": "domain"}}, skipping entries of other
 // shapes rather than failing: an odd claim grants nothing.
-func decodeRoles(v json.RawMessage, in interner) Roles {
+func decodeRoles(v json.RawMessage) Roles {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(v, &m) != nil {
 		return nil
@@ -247,7 +246,7 @@ func decodeRoles(v json.RawMessage, in interner) Roles {
 		}
 		for org, domain := range om {
 			d, _ := domain.(string)
-			roles = append(roles, RoleGrant{Role: in.get(role), OrgID: in.get(org), Domain: in.get(d)})
+			roles = append(roles, RoleGrant{Role: intern(role), OrgID: intern(org), Domain: intern(d)})
 		}
 	}
 	slices.SortFunc(roles, func(a, b RoleGrant) int {

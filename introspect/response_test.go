@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/tokenguard/tokenguard/introspect"
 )
@@ -111,6 +112,41 @@ func TestDecodeSharesDuplicates(t *testing.T) {
 	if out, _ := json.Marshal(r); !strings.Contains(string(out), `"custom":[1,2]`) {
 		t.Errorf("MarshalJSON() = %s, want the response as sent", out)
 	}
+}
+
+// TestDecodeInterns checks that responses share one copy of the strings that
+// repeat across tokens, so that cached results hold them once and guards
+// compare them by pointer.
+func TestDecodeInterns(t *testing.T) {
+	t.Parallel()
+	body := func(sub string) []byte {
+		return []byte(`{"active":true,"sub":"` + sub + `","aud":["p1","c1"],
+			"urn:zitadel:iam:user:resourceowner:id":"o1",
+			"urn:zitadel:iam:org:project:42:roles":{"admin":{"o1":"example.com"}}}`)
+	}
+	a, err := introspect.Decode(body("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := introspect.Decode(body("bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(what, x, y string) {
+		t.Helper()
+		if x != y || unsafe.StringData(x) != unsafe.StringData(y) {
+			t.Errorf("%s: %q and %q are two copies, want one", what, x, y)
+		}
+	}
+	same("aud[0]", a.Audience[0], b.Audience[0])
+	same("aud[1]", a.Audience[1], b.Audience[1])
+	same("org ID", a.OrgID, b.OrgID)
+	same("project ID", a.ProjectRoles[0].ProjectID, b.ProjectRoles[0].ProjectID)
+	ra, rb := a.RolesFor("42")[0], b.RolesFor("42")[0]
+	same("role", ra.Role, rb.Role)
+	same("role org ID", ra.OrgID, rb.OrgID)
+	same("role domain", ra.Domain, rb.Domain)
+	same("role org ID and org ID", ra.OrgID, a.OrgID)
 }
 
 func FuzzDecode(f *testing.F) {

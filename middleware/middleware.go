@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"github.com/tokenguard/tokenguard/internal/telemetry"
 	"github.com/tokenguard/tokenguard/introspect"
@@ -74,6 +75,13 @@ func New(in Introspector, audience string, opts ...Option) (*Middleware, error) 
 		o(&cfg)
 	}
 	cfg.audiences = slices.DeleteFunc(cfg.audiences, func(s string) bool { return s == "" })
+	// Interned as introspect interns the audiences and project IDs of
+	// responses: the comparisons on every request then match by pointer,
+	// without reading the bytes of a cached response.
+	for i, a := range cfg.audiences {
+		cfg.audiences[i] = unique.Make(a).Value()
+	}
+	cfg.projectID = unique.Make(cfg.projectID).Value()
 	if cfg.leeway < 0 {
 		return nil, fmt.Errorf("middleware: negative leeway %v", cfg.leeway)
 	}

@@ -18,6 +18,8 @@ func TestBenchRuns(t *testing.T) {
 	}
 	for _, want := range []string{
 		"## Load over loopback HTTP", "tokenguard, hot token", "ZITADEL SDK style", "go-cache style",
+		"| process CPU per req |", "Noise floor (A/A: the public route against itself",
+		"a hit of the go-cache style baseline adds",
 		"20 tokens uniform", "Zipf(1.1)", "Stampede", "## In process", "heap per cached entry", "## Targets",
 		"exactly one introspection per distinct token, 64 workers | 20 for 20 tokens | met",
 		"stampede: 1 introspection per new token (baseline pays 32) | 1.0 vs",

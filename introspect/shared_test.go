@@ -2,6 +2,7 @@ package introspect_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"sync"
 	"testing"
@@ -162,5 +163,17 @@ func TestCachedAt(t *testing.T) {
 	clk.Advance(2 * time.Minute)
 	if _, ok := c2.CachedAt(context.Background(), tok2, time.Time{}); ok {
 		t.Error("with WithClock, CachedAt hit an entry the Client's clock says has expired")
+	}
+}
+
+// TestCacheKeyIsSHA256OfToken pins the key that SECURITY.md and the docs
+// state, which replicas exchange: SHA-256 of the token, never the token.
+func TestCacheKeyIsSHA256OfToken(t *testing.T) {
+	t.Parallel()
+	_, c := newClient(t)
+	for _, tok := range []string{"", "a", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"} {
+		if got, want := c.CacheKey(tok), sha256.Sum256([]byte(tok)); got != want {
+			t.Errorf("CacheKey(%q) = %x, want SHA-256 %x", tok, got, want)
+		}
 	}
 }

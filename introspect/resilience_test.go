@@ -17,15 +17,22 @@ import (
 )
 
 // scripted answers introspection requests from a script of statuses
-// (0 = a good active answer), then good answers, counting calls.
+// (0 = a good active answer), then good answers, counting calls. Each answer
+// takes delay.
 type scripted struct {
 	mu     sync.Mutex
 	script []int
 	calls  atomic.Int64
+	delay  time.Duration
 }
 
 func (s *scripted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.calls.Add(1)
+	select {
+	case <-time.After(s.delay):
+	case <-r.Context().Done():
+		return
+	}
 	s.mu.Lock()
 	code := 0
 	if len(s.script) > 0 {
@@ -85,6 +92,9 @@ func TestRetries(t *testing.T) {
 func TestRetriesStayInsideTheDeadline(t *testing.T) {
 	t.Parallel()
 	s, c := scriptedClient(t, []int{503, 503, 503}, introspect.WithRetries(2, 10*time.Second), introspect.WithTimeout(200*time.Millisecond), introspect.WithoutCache())
+	// Each answer takes 120 ms, so a second call can start inside the
+	// deadline (when the jittered wait is short) but cannot end inside it.
+	s.delay = 120 * time.Millisecond
 	start := time.Now()
 	_, err := c.Introspect(context.Background(), "tok")
 	if !errors.Is(err, introspect.ErrUnavailable) {

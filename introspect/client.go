@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -43,18 +41,16 @@ type Client struct {
 	metrics *telemetry.Metrics
 	server  string // the endpoint's host, for spans
 
-	hasRevoked atomic.Bool      // revoked is not empty
-	revMu      sync.RWMutex     // guards revoked
-	revoked    map[string]int64 // subject -> when it was invalidated (Unix ns)
+	rev revocations // invalidations, for the cache and the flights; see invalidate.go
 }
 
 // cached is an active result and the time (Unix ns) until which it is served
 // without asking; past it, until the entry expires, it is only a fallback
 // for WithStaleIfError.
 type cached struct {
-	resp   *Response
-	fresh  int64
-	filled int64 // when it was introspected, for InvalidateSubject
+	resp  *Response
+	fresh int64
+	stamp // where the answer comes from, for the invalidations
 }
 
 // inactive is the shared result for tokens found in the negative cache.
@@ -167,7 +163,7 @@ const (
 // the single place that says what a fresh hit is. On a miss it also returns
 // a stale active result, if one is kept for WithStaleIfError.
 func (c *Client) peek(key [sha256.Size]byte, at time.Time) (r, stale *Response, _ lookupState, age time.Duration) {
-	if e, ok := c.cache.GetAt(key, at); ok && !c.revokedSince(e.resp.Subject, e.filled) {
+	if e, ok := c.cache.GetAt(key, at); ok && !c.dead(e.resp, e.stamp) {
 		if now := at.UnixNano(); now < e.fresh {
 			return e.resp, nil, hitActive, time.Duration(now - e.filled) // only active results are in c.cache
 		}
@@ -225,17 +221,6 @@ func (c *Client) cached(ctx context.Context, token string, now time.Time) (*Resp
 		return inactive, true
 	}
 	return nil, false
-}
-
-// Invalidate drops the cached answer for token, if any, so that the next
-// [Client.Introspect] asks the server again. With a [SharedInvalidator] it
-// reaches every replica.
-func (c *Client) Invalidate(token string) {
-	key := c.key(token)
-	c.InvalidateCacheKey(key)
-	if si, ok := c.cfg.shared.(SharedInvalidator); ok {
-		_ = si.InvalidateShared(context.Background(), key, token)
-	}
 }
 
 func result(r *Response, err error) (*Response, error) {

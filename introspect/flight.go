@@ -3,17 +3,28 @@ package introspect
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/tokenguard/tokenguard/internal/telemetry"
 )
 
 // introspectMiss asks the server through the singleflight group. It is apart
 // from Introspect so that the closure's captures stay off the hit path.
+//
+// The flight's key carries the generation of invalidations (see
+// invalidate.go): a request that starts after an invalidation never joins a
+// flight that started before it, and that flight's answer, stamped with the
+// older generation, is not cached.
 func (c *Client) introspectMiss(ctx context.Context, key [sha256.Size]byte, token string) (*Response, error) {
 	var led atomic.Bool // this caller's flight ran the function
-	ch := c.group.DoChan(string(key[:]), func() (any, error) {
+	gen := c.rev.gen.Load()
+	var fk [sha256.Size + 8]byte
+	copy(fk[:], key[:])
+	binary.LittleEndian.PutUint64(fk[sha256.Size:], gen)
+	ch := c.group.DoChan(string(fk[:]), func() (any, error) {
 		led.Store(true)
 		// A flight that finished between our lookup and DoChan has filled
 		// the cache: look again so that one token costs one call.
@@ -28,11 +39,14 @@ func (c *Client) introspectMiss(ctx context.Context, key [sha256.Size]byte, toke
 		if r, ok := c.lookupShared(ctx, key, token); ok {
 			return r, nil
 		}
+		// Stamped with the time the request is sent, not the time the
+		// answer arrives: an invalidation in between wins.
+		s := stamp{filled: c.cfg.now().UnixNano(), gen: gen}
 		r, err := c.call(ctx, token)
 		if err != nil {
 			return nil, err
 		}
-		c.store(ctx, key, token, r)
+		c.store(ctx, key, token, r, s)
 		return r, nil
 	})
 	select {
@@ -50,68 +64,120 @@ func (c *Client) introspectMiss(ctx context.Context, key [sha256.Size]byte, toke
 }
 
 // lookupShared asks the shared cache, if any, and copies a fresh answer that
-// no subject invalidation has overtaken into the LRU.
+// no invalidation has overtaken into the LRU. The writer's times are not
+// trusted past this replica's own rules: see [Client.capShared].
 func (c *Client) lookupShared(ctx context.Context, key [sha256.Size]byte, token string) (*Response, bool) {
 	if c.cfg.shared == nil {
 		return nil, false
 	}
 	e, ok, err := c.cfg.shared.Lookup(ctx, token)
-	now := c.cfg.now()
-	if err != nil || !ok || !now.Before(e.Fresh) {
+	if err != nil || !ok {
 		c.metrics.Lookup(ctx, telemetry.Shared, telemetry.Miss)
 		return nil, false
 	}
 	r, err := Decode(e.Body)
-	if err != nil || c.revokedSince(r.Subject, e.Filled.UnixNano()) {
+	now := c.cfg.now()
+	if err == nil {
+		e = c.capShared(r, e, now)
+	}
+	s := stamp{filled: e.Filled.UnixNano()} // gen 0: judged by the clocks
+	if err != nil || !now.Before(e.Fresh) || c.deadForStore(key, r, s) {
 		c.metrics.Lookup(ctx, telemetry.Shared, telemetry.Miss)
 		return nil, false
 	}
 	c.metrics.Lookup(ctx, telemetry.Shared, telemetry.Hit)
 	c.metrics.Age(ctx, now.Sub(e.Filled))
-	c.storeLocal(ctx, key, r, e)
+	c.storeLocal(ctx, key, r, e, s)
 	return r, true
 }
 
-// store caches r in the LRU and the shared cache: an active result fresh
-// until the earlier of its exp and the max TTL (kept up to the
-// stale-if-error window longer, never past exp), an inactive one for the
-// negative TTL.
-func (c *Client) store(ctx context.Context, key [sha256.Size]byte, token string, r *Response) {
-	now := c.cfg.now()
-	e := SharedEntry{Filled: now}
-	if !r.Active {
-		e.Fresh = now.Add(c.cfg.negativeTTL)
-		e.Expires = e.Fresh
-	} else {
-		exp := r.Expiration.AsTime()
-		e.Fresh = now.Add(c.cfg.maxTTL)
-		if !exp.IsZero() && exp.Before(e.Fresh) {
-			e.Fresh = exp
-		}
-		e.Expires = e.Fresh
-		if c.cfg.staleIfErr > 0 {
-			e.Expires = now.Add(c.cfg.maxTTL + c.cfg.staleIfErr)
-			if !exp.IsZero() && exp.Before(e.Expires) {
-				e.Expires = exp
-			}
+// capShared applies this replica's rules to an entry another replica wrote:
+// Filled no later than now, and Fresh and Expires no later than what this
+// replica would have given an answer introspected then (its max TTL, its
+// negative TTL, its stale-if-error window, the token's exp), nor than now
+// plus those.
+func (c *Client) capShared(r *Response, e SharedEntry, now time.Time) SharedEntry {
+	if e.Filled.After(now) {
+		e.Filled = now
+	}
+	fresh, expires := c.lifetime(r, e.Filled)
+	nowFresh, nowExpires := c.lifetime(r, now)
+	e.Fresh = earliest(e.Fresh, fresh, nowFresh)
+	e.Expires = earliest(e.Expires, expires, nowExpires)
+	if e.Expires.Before(e.Fresh) {
+		e.Fresh = e.Expires
+	}
+	return e
+}
+
+func earliest(t ...time.Time) time.Time {
+	m := t[0]
+	for _, x := range t[1:] {
+		if x.Before(m) {
+			m = x
 		}
 	}
-	c.storeLocal(ctx, key, r, e)
+	return m
+}
+
+// lifetime returns until when an answer introspected at filled is fresh,
+// and until when it is kept: an active one fresh until the earlier of its
+// exp and the max TTL (kept up to the stale-if-error window longer, never
+// past exp), an inactive one for the negative TTL.
+func (c *Client) lifetime(r *Response, filled time.Time) (fresh, expires time.Time) {
+	if !r.Active {
+		fresh = filled.Add(c.cfg.negativeTTL)
+		return fresh, fresh
+	}
+	exp := r.Expiration.AsTime()
+	fresh = filled.Add(c.cfg.maxTTL)
+	if !exp.IsZero() && exp.Before(fresh) {
+		fresh = exp
+	}
+	expires = fresh
+	if c.cfg.staleIfErr > 0 {
+		expires = filled.Add(c.cfg.maxTTL + c.cfg.staleIfErr)
+		if !exp.IsZero() && exp.Before(expires) {
+			expires = exp
+		}
+	}
+	return fresh, expires
+}
+
+// store caches r, asked for as stamped by s, in the LRU and the shared
+// cache for its [Client.lifetime], unless an invalidation overtook it.
+func (c *Client) store(ctx context.Context, key [sha256.Size]byte, token string, r *Response, s stamp) {
+	if c.deadForStore(key, r, s) {
+		return
+	}
+	now := c.cfg.now()
+	e := SharedEntry{Filled: time.Unix(0, s.filled)}
+	e.Fresh, e.Expires = c.lifetime(r, e.Filled)
+	c.storeLocal(ctx, key, r, e, s)
 	if c.cfg.shared != nil && e.Fresh.After(now) && (r.Active || c.cfg.negativeTTL > 0) {
 		e.Body, _ = r.MarshalJSON()
 		_ = c.cfg.shared.Store(ctx, token, e) // best effort: the implementation reports its own errors
 	}
 }
 
-func (c *Client) storeLocal(ctx context.Context, key [sha256.Size]byte, r *Response, e SharedEntry) {
+// storeLocal adds r to the LRU, then checks again for an invalidation that
+// raced it: the invalidation records itself before it removes the entry, so
+// one of the two removes what the other added.
+func (c *Client) storeLocal(ctx context.Context, key [sha256.Size]byte, r *Response, e SharedEntry, s stamp) {
 	var evicted bool
 	if !r.Active {
 		c.cache.Remove(key) // a stale active entry must not outlive the news
 		if c.neg != nil {
 			evicted = c.neg.Add(key, struct{}{}, e.Expires)
+			if c.deadForStore(key, r, s) {
+				c.neg.Remove(key)
+			}
 		}
 	} else {
-		evicted = c.cache.Add(key, cached{resp: r, fresh: e.Fresh.UnixNano(), filled: e.Filled.UnixNano()}, e.Expires) // an exp already past stores nothing
+		evicted = c.cache.Add(key, cached{resp: r, fresh: e.Fresh.UnixNano(), stamp: s}, e.Expires) // an exp already past stores nothing
+		if c.deadForStore(key, r, s) {
+			c.cache.Remove(key)
+		}
 	}
 	if evicted {
 		c.metrics.Evicted(ctx, telemetry.LRU)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"time"
-
-	"github.com/tokenguard/tokenguard/internal/telemetry"
 )
 
 // SharedCache is a second-level cache that an API's replicas share, such as
@@ -34,12 +32,20 @@ type SharedEntry struct {
 // replicas about invalidations (rediscache does, over Redis pub/sub). With
 // one configured, [Client.Invalidate] and [Client.InvalidateSubject] reach
 // every replica; the replicas apply what they hear with
-// [Client.InvalidateCacheKey] and [Client.InvalidateSubjectAt], which act
-// locally only. Errors are the implementation's to report: invalidation
+// [Client.InvalidateCacheKeyAt], [Client.InvalidateSubjectAt] and
+// [Client.InvalidateTokenIDAt], which act locally only, and call
+// [Client.Purge] when they may have missed some. Errors are the implementation's to report: invalidation
 // never fails locally.
 type SharedInvalidator interface {
-	InvalidateShared(ctx context.Context, key [sha256.Size]byte, token string) error
+	// InvalidateShared reports that token, whose cache key is key, was
+	// invalidated at at.
+	InvalidateShared(ctx context.Context, key [sha256.Size]byte, token string, at time.Time) error
+	// InvalidateSubjectShared reports that every token of subject was
+	// invalidated at at.
 	InvalidateSubjectShared(ctx context.Context, subject string, at time.Time) error
+	// InvalidateTokenIDShared reports that the token whose jti is jti was
+	// invalidated at at.
+	InvalidateTokenIDShared(ctx context.Context, jti string, at time.Time) error
 }
 
 // WithSharedCache adds a second-level cache shared between replicas.
@@ -49,63 +55,3 @@ func WithSharedCache(sc SharedCache) Option { return func(c *config) { c.shared 
 // CacheKey returns the key under which the Client caches token's result:
 // SHA-256 of the token. Replicas exchange keys, never tokens.
 func (c *Client) CacheKey(token string) [sha256.Size]byte { return c.key(token) }
-
-// InvalidateCacheKey drops the cached result with that key in this process
-// only, as another replica asks through a [SharedInvalidator].
-func (c *Client) InvalidateCacheKey(key [sha256.Size]byte) {
-	c.metrics.Invalidated(context.Background(), telemetry.Token)
-	if c.cache != nil {
-		c.cache.Remove(key)
-		if c.neg != nil {
-			c.neg.Remove(key)
-		}
-	}
-}
-
-// InvalidateSubject makes every result cached for the subject (a user) until
-// now count as stale, so that the user's next requests are introspected
-// again: call it when a user is locked, deactivated or removed. With a
-// [SharedInvalidator] it reaches every replica. It is kept for the longest
-// time an entry can live (max TTL plus the stale-if-error window), then
-// forgotten.
-func (c *Client) InvalidateSubject(subject string) {
-	now := c.cfg.now()
-	c.InvalidateSubjectAt(subject, now)
-	if si, ok := c.cfg.shared.(SharedInvalidator); ok {
-		_ = si.InvalidateSubjectShared(context.Background(), subject, now)
-	}
-}
-
-// InvalidateSubjectAt is [Client.InvalidateSubject] in this process only, for
-// an invalidation made at the given time, as another replica reports it.
-func (c *Client) InvalidateSubjectAt(subject string, at time.Time) {
-	c.metrics.Invalidated(context.Background(), telemetry.Subject)
-	now := c.cfg.now().UnixNano()
-	keep := int64(c.cfg.maxTTL + c.cfg.staleIfErr)
-	c.revMu.Lock()
-	defer c.revMu.Unlock()
-	if c.revoked == nil {
-		c.revoked = map[string]int64{}
-	}
-	if t := at.UnixNano(); t > c.revoked[subject] {
-		c.revoked[subject] = t
-	}
-	for s, t := range c.revoked {
-		if now-t > keep {
-			delete(c.revoked, s)
-		}
-	}
-	c.hasRevoked.Store(len(c.revoked) > 0)
-}
-
-// revokedSince reports whether the subject was invalidated at or after
-// filled (Unix ns). It costs one atomic load while nothing was invalidated.
-func (c *Client) revokedSince(subject string, filled int64) bool {
-	if !c.hasRevoked.Load() {
-		return false
-	}
-	c.revMu.RLock()
-	at, ok := c.revoked[subject]
-	c.revMu.RUnlock()
-	return ok && filled <= at
-}

@@ -3,7 +3,6 @@
 //	tokenguard dev     [-addr 127.0.0.1:9000] [-out DIR]
 //	tokenguard token   -issuer URL -key-file service-user.json -project-id ID [-scope S]... [-json]
 //	tokenguard inspect -issuer URL -key-file api-app.json -project-id ID [-role R]... [-json] [TOKEN]
-//	tokenguard bench   [-delay 2ms] [-duration 2s] [-rounds 4] [-concurrency 8] [-tokens 1000] [-check] [-cpuprofile FILE]
 //
 // dev runs the development authorization server with one project, one API
 // application and two service users (admin-bot with roles admin and reader,
@@ -11,9 +10,8 @@
 // commands to copy. token signs a JWT with a service user's key and trades it
 // for an access token with the project audience scope. inspect introspects a
 // token (an argument, or standard input) as the API would and explains the
-// verdict. bench measures tokenguard against per-request introspection and
-// a go-cache style cache on loopback and prints a table of targets (see
-// BENCHMARKS.md); with -check it exits 1 when a target is missed.
+// verdict. The project's load benchmark is not part of this command: it is
+// internal/cmd/bench in the repository (see BENCHMARKS.md).
 //
 // Exit status: 0 success (for inspect: the API would accept the token); 1 the
 // API would refuse the token; 2 bad usage; 3 a configuration problem (key
@@ -26,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -46,7 +43,6 @@ const usage = `usage:
   tokenguard dev     [-addr 127.0.0.1:9000] [-out DIR]
   tokenguard token   -issuer URL -key-file service-user.json -project-id ID [-scope S]... [-json]
   tokenguard inspect -issuer URL -key-file api-app.json -project-id ID [-role R]... [-json] [TOKEN]
-  tokenguard bench   [-delay 2ms] [-duration 2s] [-rounds 4] [-concurrency 8] [-tokens 1000] [-check] [-cpuprofile FILE]
 Run 'tokenguard COMMAND -h' for a command's flags.
 `
 
@@ -83,8 +79,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runToken(ctx, args[1:], stdout, stderr)
 	case "inspect":
 		err = runInspect(ctx, args[1:], stdin, stdout, stderr)
-	case "bench":
-		err = runBench(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -110,5 +104,3 @@ func oneLine(msg string) string {
 	msg = strings.TrimPrefix(msg, "tokenguard: ")
 	return strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", ": ")), " ")
 }
-
-func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

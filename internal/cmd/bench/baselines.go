@@ -12,7 +12,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
-// The baselines of `tokenguard bench`: what a ZITADEL user gets without
+// The baselines of the load benchmark: what a ZITADEL user gets without
 // tokenguard. Both follow zitadel-go's HTTP middleware
 // (pkg/http/middleware.Interceptor.RequireAuthorization): the Authorization
 // header's value after "Bearer ", trimmed; the verifier's result; and, once

@@ -1,9 +1,22 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"strings"
 	"testing"
 )
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func runArgs(args ...string) result {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
 
 // TestBenchRuns keeps the load benchmark working: a tiny run that must
 // produce every section and row. It judges no speed: the targets are for
@@ -12,7 +25,7 @@ func TestBenchRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts servers and drives load for a few seconds")
 	}
-	r := cli("", "bench", "-duration", "100ms", "-rounds", "1", "-tokens", "20", "-entries", "2000", "-concurrency", "4")
+	r := runArgs("-duration", "100ms", "-rounds", "1", "-tokens", "20", "-entries", "2000", "-concurrency", "4")
 	if r.code != exitOK {
 		t.Fatalf("bench: %+v", r)
 	}
@@ -29,7 +42,7 @@ func TestBenchRuns(t *testing.T) {
 			t.Errorf("bench output lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	if r := cli("", "bench", "-rounds", "0"); r.code != exitUsage {
+	if r := runArgs("-rounds", "0"); r.code != exitUsage {
 		t.Errorf("bench -rounds 0: %+v", r)
 	}
 }

@@ -40,7 +40,7 @@ type benchConfig struct {
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("tokenguard bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var c benchConfig
 	fs.DurationVar(&c.delay, "delay", 2*time.Millisecond, "introspection delay of the authorization server")
 	fs.DurationVar(&c.duration, "duration", 1500*time.Millisecond, "length of each load run")
@@ -64,7 +64,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	report, missed := b.run(ctx)
 	_, _ = io.WriteString(stdout, report)
 	if c.check && missed > 0 {
-		return &exitError{code: exitRefused, err: fmt.Errorf("bench: %d target(s) missed", missed)}
+		return &exitError{code: exitMissed, err: fmt.Errorf("bench: %d target(s) missed", missed)}
 	}
 	return nil
 }
@@ -357,7 +357,7 @@ func (b *bench) run(ctx context.Context) (string, int) {
 	var targets []target
 	add := func(name, measured string, ok bool) { targets = append(targets, target{name, measured, ok}) }
 	c := b.cfg
-	fmt.Fprintf(&r, "tokenguard bench: %s, %d cores, GOMAXPROCS %d; upstream introspection delay %v; closed loop, %d connections, %v per run; %d rounds in every order for the cheap variants, 2 for the per-request introspection comparisons\n\n",
+	fmt.Fprintf(&r, "tokenguard load benchmark: %s, %d cores, GOMAXPROCS %d; upstream introspection delay %v; closed loop, %d connections, %v per run; %d rounds in every order for the cheap variants, 2 for the per-request introspection comparisons\n\n",
 		runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0), c.delay, c.conc, c.duration, c.rounds)
 
 	row := func(name string, res loadResult) {

@@ -71,6 +71,9 @@ func New(endpoint string, auth ClientAuthenticator, opts ...Option) (*Client, er
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if err := cfg.prepareTransport(u); err != nil {
+		return nil, err
+	}
 	if !cfg.negativeSet {
 		cfg.negativeTTL = min(cfg.negativeTTL, cfg.maxTTL)
 	}
@@ -97,6 +100,7 @@ func New(endpoint string, auth ClientAuthenticator, opts ...Option) (*Client, er
 	c := &Client{endpoint: endpoint, auth: auth, cfg: cfg, sem: make(chan struct{}, cfg.maxInFlight),
 		breaker: breaker{threshold: cfg.threshold, cooldown: cfg.cooldown},
 		metrics: telemetry.New(cfg.meters, cfg.tracers), server: u.Host}
+	c.rev.gen.Store(1) // local stamps start at 1; 0 marks a shared entry
 	if cfg.cacheSize > 0 {
 		if c.cache, err = cache.New[[sha256.Size]byte, cached](cfg.cacheSize, cache.WithClock(cfg.now)); err != nil {
 			return nil, fmt.Errorf("introspect: %w", err)
@@ -130,9 +134,7 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Response, error
 		return nil, ErrInactive
 	}
 	if c.cache == nil {
-		ctx, cancel := context.WithTimeout(ctx, c.cfg.timeout)
-		defer cancel()
-		return result(c.call(ctx, token))
+		return result(c.callDirect(ctx, token))
 	}
 	key := c.key(token)
 	r, stale, state := c.lookup(ctx, key, c.cfg.now())

@@ -78,10 +78,10 @@ func (c *Client) lookupShared(ctx context.Context, key [sha256.Size]byte, token 
 	r, err := Decode(e.Body)
 	now := c.cfg.now()
 	if err == nil {
-		e = c.capShared(r, e, now)
+		e, ok = c.capShared(r, e, now)
 	}
 	s := stamp{filled: e.Filled.UnixNano()} // gen 0: judged by the clocks
-	if err != nil || !now.Before(e.Fresh) || c.deadForStore(key, r, s) {
+	if err != nil || !ok || !now.Before(e.Fresh) || c.deadForStore(key, r, s) {
 		c.metrics.Lookup(ctx, telemetry.Shared, telemetry.Miss)
 		return nil, false
 	}
@@ -91,14 +91,20 @@ func (c *Client) lookupShared(ctx context.Context, key [sha256.Size]byte, token 
 	return r, true
 }
 
+// maxSharedSkew is how far in the future a shared entry's Filled may be, to
+// allow for the writer's clock running ahead of this one; an entry further
+// ahead is refused.
+const maxSharedSkew = 5 * time.Second
+
 // capShared applies this replica's rules to an entry another replica wrote:
-// Filled no later than now, and Fresh and Expires no later than what this
-// replica would have given an answer introspected then (its max TTL, its
-// negative TTL, its stale-if-error window, the token's exp), nor than now
-// plus those.
-func (c *Client) capShared(r *Response, e SharedEntry, now time.Time) SharedEntry {
-	if e.Filled.After(now) {
-		e.Filled = now
+// Fresh and Expires no later than what this replica would have given an
+// answer introspected at Filled (its max TTL, its negative TTL, its
+// stale-if-error window, the token's exp), nor than now plus those; Filled
+// no later than now, for the revocation checks. It reports false for an
+// entry filled more than [maxSharedSkew] ahead of this clock.
+func (c *Client) capShared(r *Response, e SharedEntry, now time.Time) (SharedEntry, bool) {
+	if e.Filled.After(now.Add(maxSharedSkew)) {
+		return e, false
 	}
 	fresh, expires := c.lifetime(r, e.Filled)
 	nowFresh, nowExpires := c.lifetime(r, now)
@@ -107,7 +113,10 @@ func (c *Client) capShared(r *Response, e SharedEntry, now time.Time) SharedEntr
 	if e.Expires.Before(e.Fresh) {
 		e.Fresh = e.Expires
 	}
-	return e
+	if e.Filled.After(now) {
+		e.Filled = now
+	}
+	return e, true
 }
 
 func earliest(t ...time.Time) time.Time {

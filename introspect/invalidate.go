@@ -65,7 +65,7 @@ type revKey struct {
 // revocations holds the invalidations that can still concern a cached or
 // in-flight answer, and the watchers of [Client.Watch].
 type revocations struct {
-	gen     atomic.Uint64 // the latest generation handed out
+	gen     atomic.Uint64 // the latest generation handed out; 1 before any
 	hasByID atomic.Bool   // byID is not empty: the hit path's only cost
 
 	mu     sync.RWMutex // guards the fields below
@@ -118,8 +118,9 @@ func (c *Client) deadForStore(key [sha256.Size]byte, r *Response, s stamp) bool 
 	return ok && s.deadBy(x)
 }
 
-// record notes an invalidation and returns its generation. keep is how long
-// records are kept: as long as an answer they concern can live.
+// record notes an invalidation made at at under the next generation, through
+// set. Records are kept as long as an answer they concern can live: max TTL
+// plus the stale-if-error window and the timeout.
 func (c *Client) record(at time.Time, set func(revocation)) {
 	rv := &c.rev
 	now := c.cfg.now().UnixNano()

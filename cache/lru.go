@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"math"
 	"sync"
@@ -20,7 +21,9 @@ var maxTime = time.Unix(0, math.MaxInt64)
 type Option func(*config)
 
 type config struct {
-	now func() time.Time
+	now     func() time.Time
+	maxCost int64
+	cost    func(any) int64
 }
 
 // WithClock sets the clock used to decide whether an entry has expired.
@@ -30,6 +33,20 @@ func WithClock(now func() time.Time) Option {
 		if now != nil {
 			c.now = now
 		}
+	}
+}
+
+// WithMaxCost bounds the entries' total cost, besides their number: cost
+// tells what a value costs (its size in bytes, say), and an Add that takes
+// the total past max evicts the least recently used entries until it fits.
+// In a sharded LRU each shard gets an equal part of max, and a value that
+// costs more than that part is not stored at all. Default: no bound but
+// the size. cost must be safe for concurrent use and give the same answer
+// for the same value every time.
+func WithMaxCost[V any](max int64, cost func(V) int64) Option {
+	return func(c *config) {
+		c.maxCost = max
+		c.cost = func(v any) int64 { return cost(v.(V)) }
 	}
 }
 
@@ -68,11 +85,15 @@ type LRU[K comparable, V any] struct {
 	now    func() time.Time
 	seed   maphash.Seed
 	shards []shard[K, V]
+
+	budget int64         // cost allowed per shard; 0: no cost bound
+	cost   func(V) int64 // nil without a cost bound
 }
 
 type shard[K comparable, V any] struct {
-	mu  sync.RWMutex // guards lru; hits hold it for reading
-	lru *simplelru.LRU[K, entry[V]]
+	mu   sync.RWMutex // guards lru and used; hits hold it for reading
+	lru  *simplelru.LRU[K, entry[V]]
+	used int64 // total cost of the entries, with WithMaxCost
 }
 
 func (c *LRU[K, V]) shard(key K) *shard[K, V] {
@@ -83,7 +104,8 @@ func (c *LRU[K, V]) shard(key K) *shard[K, V] {
 }
 
 // New returns an LRU that holds at most size entries. It returns [ErrSize]
-// when size is not positive.
+// when size is not positive, and an error for a cost bound that is not
+// positive or has no cost function.
 func New[K comparable, V any](size int, opts ...Option) (*LRU[K, V], error) {
 	if size <= 0 {
 		return nil, ErrSize
@@ -92,17 +114,29 @@ func New[K comparable, V any](size int, opts ...Option) (*LRU[K, V], error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.cost != nil && cfg.maxCost <= 0 {
+		return nil, fmt.Errorf("cache: max cost %d must be positive", cfg.maxCost)
+	}
 	n := 1
 	if size >= ShardThreshold {
 		n = Shards
 	}
 	c := &LRU[K, V]{now: cfg.now, seed: maphash.MakeSeed(), shards: make([]shard[K, V], n)}
+	if cfg.cost != nil {
+		c.budget = max(cfg.maxCost/int64(n), 1)
+		c.cost = func(v V) int64 { return cfg.cost(v) }
+	}
 	for i := range c.shards {
-		l, err := simplelru.NewLRU[K, entry[V]]((size+n-1)/n, nil)
+		sh := &c.shards[i]
+		var onEvict simplelru.EvictCallback[K, entry[V]]
+		if c.cost != nil {
+			onEvict = func(_ K, e entry[V]) { sh.used -= c.cost(e.val) } // under sh.mu
+		}
+		l, err := simplelru.NewLRU[K, entry[V]]((size+n-1)/n, onEvict)
 		if err != nil {
 			return nil, err
 		}
-		c.shards[i].lru = l
+		sh.lru = l
 	}
 	return c, nil
 }
@@ -147,9 +181,10 @@ func (c *LRU[K, V]) GetAt(key K, at time.Time) (v V, ok bool) {
 }
 
 // Add stores value under key until expires, replacing any previous entry and
-// evicting the least recently used entry when the cache is full. It reports
-// whether an entry was evicted. An expiry that is not in the future stores
-// nothing and removes any previous entry for key.
+// evicting the least recently used entries when the cache is full (by count,
+// or by cost with [WithMaxCost]). It reports whether an entry was evicted.
+// An expiry that is not in the future, or a value that costs more than a
+// shard may hold, stores nothing and removes any previous entry for key.
 func (c *LRU[K, V]) Add(key K, value V, expires time.Time) (evicted bool) {
 	now := c.now()
 	sh := c.shard(key)
@@ -163,7 +198,39 @@ func (c *LRU[K, V]) Add(key K, value V, expires time.Time) (evicted bool) {
 	if expires.Before(maxTime) {
 		e.expires = expires.UnixNano()
 	}
-	return sh.lru.Add(key, e)
+	if c.cost == nil {
+		return sh.lru.Add(key, e)
+	}
+	cost := c.cost(value)
+	if cost > c.budget {
+		sh.lru.Remove(key)
+		return false
+	}
+	if old, ok := sh.lru.Peek(key); ok {
+		sh.used -= c.cost(old.val) // Add replaces without the callback
+	}
+	evicted = sh.lru.Add(key, e)
+	sh.used += cost
+	for sh.used > c.budget {
+		if _, _, ok := sh.lru.RemoveOldest(); !ok {
+			break
+		}
+		evicted = true
+	}
+	return evicted
+}
+
+// Cost returns the total cost of the entries, including expired entries not
+// yet removed; 0 without [WithMaxCost].
+func (c *LRU[K, V]) Cost() int64 {
+	var n int64
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.RLock()
+		n += sh.used
+		sh.mu.RUnlock()
+	}
+	return n
 }
 
 // Remove deletes the entry for key, if any, and reports whether there was one.

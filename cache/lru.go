@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -39,9 +40,10 @@ func WithClock(now func() time.Time) Option {
 // WithMaxCost bounds the entries' total cost, besides their number: cost
 // tells what a value costs (its size in bytes, say), and an Add that takes
 // the total past max evicts the least recently used entries until it fits.
-// In a sharded LRU each shard gets an equal part of max, and a value that
-// costs more than that part is not stored at all. Default: no bound but
-// the size. cost must be safe for concurrent use and give the same answer
+// The bound is on the whole cache, sharded or not (in a sharded LRU the
+// entries evicted for cost are the least recently used of their shard,
+// starting with the shards after the new entry's); a value that costs more
+// than max is not stored at all. Default: no bound but the size. cost must be safe for concurrent use and give the same answer
 // for the same value every time.
 func WithMaxCost[V any](max int64, cost func(V) int64) Option {
 	return func(c *config) {
@@ -86,14 +88,14 @@ type LRU[K comparable, V any] struct {
 	seed   maphash.Seed
 	shards []shard[K, V]
 
-	budget int64         // cost allowed per shard; 0: no cost bound
-	cost   func(V) int64 // nil without a cost bound
+	maxCost int64         // with WithMaxCost
+	cost    func(V) int64 // nil without a cost bound
+	used    atomic.Int64  // total cost of the entries
 }
 
 type shard[K comparable, V any] struct {
-	mu   sync.RWMutex // guards lru and used; hits hold it for reading
-	lru  *simplelru.LRU[K, entry[V]]
-	used int64 // total cost of the entries, with WithMaxCost
+	mu  sync.RWMutex // guards lru; hits hold it for reading
+	lru *simplelru.LRU[K, entry[V]]
 }
 
 func (c *LRU[K, V]) shard(key K) *shard[K, V] {
@@ -123,20 +125,19 @@ func New[K comparable, V any](size int, opts ...Option) (*LRU[K, V], error) {
 	}
 	c := &LRU[K, V]{now: cfg.now, seed: maphash.MakeSeed(), shards: make([]shard[K, V], n)}
 	if cfg.cost != nil {
-		c.budget = max(cfg.maxCost/int64(n), 1)
+		c.maxCost = cfg.maxCost
 		c.cost = func(v V) int64 { return cfg.cost(v) }
 	}
 	for i := range c.shards {
-		sh := &c.shards[i]
 		var onEvict simplelru.EvictCallback[K, entry[V]]
 		if c.cost != nil {
-			onEvict = func(_ K, e entry[V]) { sh.used -= c.cost(e.val) } // under sh.mu
+			onEvict = func(_ K, e entry[V]) { c.used.Add(-c.cost(e.val)) } // under the shard's lock
 		}
 		l, err := simplelru.NewLRU[K, entry[V]]((size+n-1)/n, onEvict)
 		if err != nil {
 			return nil, err
 		}
-		sh.lru = l
+		c.shards[i].lru = l
 	}
 	return c, nil
 }
@@ -186,6 +187,16 @@ func (c *LRU[K, V]) GetAt(key K, at time.Time) (v V, ok bool) {
 // An expiry that is not in the future, or a value that costs more than a
 // shard may hold, stores nothing and removes any previous entry for key.
 func (c *LRU[K, V]) Add(key K, value V, expires time.Time) (evicted bool) {
+	if c.cost == nil {
+		return c.add(key, value, expires)
+	}
+	if c.add(key, value, expires) {
+		evicted = true
+	}
+	return c.shrink(key) || evicted
+}
+
+func (c *LRU[K, V]) add(key K, value V, expires time.Time) (evicted bool) {
 	now := c.now()
 	sh := c.shard(key)
 	sh.mu.Lock()
@@ -202,36 +213,51 @@ func (c *LRU[K, V]) Add(key K, value V, expires time.Time) (evicted bool) {
 		return sh.lru.Add(key, e)
 	}
 	cost := c.cost(value)
-	if cost > c.budget {
+	if cost > c.maxCost {
 		sh.lru.Remove(key)
 		return false
 	}
 	if old, ok := sh.lru.Peek(key); ok {
-		sh.used -= c.cost(old.val) // Add replaces without the callback
+		c.used.Add(-c.cost(old.val)) // Add replaces without the callback
 	}
-	evicted = sh.lru.Add(key, e)
-	sh.used += cost
-	for sh.used > c.budget {
-		if _, _, ok := sh.lru.RemoveOldest(); !ok {
-			break
+	c.used.Add(cost)
+	return sh.lru.Add(key, e)
+}
+
+// shrink evicts least recently used entries, shard by shard, until the
+// total cost is within the bound, starting after key's shard and sparing
+// key's own entry. It takes one shard's lock at a time.
+func (c *LRU[K, V]) shrink(key K) (evicted bool) {
+	n := len(c.shards)
+	own := 0
+	if n > 1 {
+		own = int(maphash.Comparable(c.seed, key) % uint64(n))
+	}
+	for round := 0; round < 2 && c.used.Load() > c.maxCost; round++ {
+		for i := 1; i <= n && c.used.Load() > c.maxCost; i++ {
+			idx := (own + i) % n
+			sh := &c.shards[idx]
+			sh.mu.Lock()
+			for c.used.Load() > c.maxCost {
+				if idx == own {
+					if k, _, ok := sh.lru.GetOldest(); !ok || k == key {
+						break // spare the entry just added
+					}
+				}
+				if _, _, ok := sh.lru.RemoveOldest(); !ok {
+					break
+				}
+				evicted = true
+			}
+			sh.mu.Unlock()
 		}
-		evicted = true
 	}
 	return evicted
 }
 
 // Cost returns the total cost of the entries, including expired entries not
 // yet removed; 0 without [WithMaxCost].
-func (c *LRU[K, V]) Cost() int64 {
-	var n int64
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.RLock()
-		n += sh.used
-		sh.mu.RUnlock()
-	}
-	return n
-}
+func (c *LRU[K, V]) Cost() int64 { return c.used.Load() }
 
 // Remove deletes the entry for key, if any, and reports whether there was one.
 func (c *LRU[K, V]) Remove(key K) bool {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -74,35 +75,15 @@ func New(endpoint string, auth ClientAuthenticator, opts ...Option) (*Client, er
 	if err := cfg.prepareTransport(u); err != nil {
 		return nil, err
 	}
-	if !cfg.negativeSet {
-		cfg.negativeTTL = min(cfg.negativeTTL, cfg.maxTTL)
-	}
-	switch {
-	case cfg.timeout <= 0:
-		return nil, fmt.Errorf("introspect: timeout %v must be positive", cfg.timeout)
-	case cfg.cacheSize < 0:
-		return nil, fmt.Errorf("introspect: cache size %d must be positive", cfg.cacheSize)
-	case cfg.maxTTL <= 0:
-		return nil, fmt.Errorf("introspect: max TTL %v must be positive", cfg.maxTTL)
-	case cfg.negativeTTL < 0 || cfg.negativeTTL > cfg.maxTTL:
-		return nil, fmt.Errorf("introspect: negative TTL %v must be between 0 and the max TTL %v", cfg.negativeTTL, cfg.maxTTL)
-	case cfg.negSize < 0:
-		return nil, fmt.Errorf("introspect: negative cache size %d must not be negative", cfg.negSize)
-	case cfg.staleIfErr < 0:
-		return nil, fmt.Errorf("introspect: stale-if-error window %v must not be negative", cfg.staleIfErr)
-	case cfg.maxInFlight <= 0 || cfg.flightWait < 0:
-		return nil, fmt.Errorf("introspect: max in flight %d must be positive and its wait %v not negative", cfg.maxInFlight, cfg.flightWait)
-	case cfg.retries < 0 || (cfg.retries > 0 && cfg.backoff <= 0):
-		return nil, fmt.Errorf("introspect: %d retries with backoff %v: retries must not be negative, backoff positive", cfg.retries, cfg.backoff)
-	case cfg.threshold < 0 || (cfg.threshold > 0 && cfg.cooldown <= 0):
-		return nil, fmt.Errorf("introspect: circuit breaker threshold %d, cooldown %v: threshold must not be negative, cooldown positive", cfg.threshold, cfg.cooldown)
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	c := &Client{endpoint: endpoint, auth: auth, cfg: cfg, sem: make(chan struct{}, cfg.maxInFlight),
 		breaker: breaker{threshold: cfg.threshold, cooldown: cfg.cooldown},
 		metrics: telemetry.New(cfg.meters, cfg.tracers), server: u.Host}
 	c.rev.gen.Store(1) // local stamps start at 1; 0 marks a shared entry
-	if cfg.cacheSize > 0 {
-		if c.cache, err = cache.New[[sha256.Size]byte, cached](cfg.cacheSize, cache.WithClock(cfg.now)); err != nil {
+	if !cfg.noCache {
+		if c.cache, err = cache.New[[sha256.Size]byte, cached](cfg.cacheSize, cache.WithClock(cfg.now), cache.WithMaxCost(cfg.cacheBytes, entryCost)); err != nil {
 			return nil, fmt.Errorf("introspect: %w", err)
 		}
 		if cfg.negativeTTL > 0 && cfg.negSize > 0 {
@@ -113,6 +94,67 @@ func New(endpoint string, auth ClientAuthenticator, opts ...Option) (*Client, er
 	}
 	return c, nil
 }
+
+// validate fills in the defaults that depend on other options and refuses
+// values that make no sense, or that contradict each other, with an error
+// that says which.
+func (cfg *config) validate() error {
+	if !cfg.negativeSet {
+		cfg.negativeTTL = min(cfg.negativeTTL, cfg.maxTTL)
+	}
+	switch {
+	case cfg.timeout <= 0:
+		return fmt.Errorf("introspect: timeout %v must be positive", cfg.timeout)
+	case cfg.cacheSize <= 0:
+		return fmt.Errorf("introspect: cache size %d must be positive; use WithoutCache to turn caching off", cfg.cacheSize)
+	case cfg.cacheBytes <= 0:
+		return fmt.Errorf("introspect: cache bytes %d must be positive", cfg.cacheBytes)
+	case cfg.maxTTL <= 0:
+		return fmt.Errorf("introspect: max TTL %v must be positive", cfg.maxTTL)
+	case cfg.negativeTTL < 0 || cfg.negativeTTL > cfg.maxTTL:
+		return fmt.Errorf("introspect: negative TTL %v must be between 0 and the max TTL %v", cfg.negativeTTL, cfg.maxTTL)
+	case cfg.negSize < 0:
+		return fmt.Errorf("introspect: negative cache size %d must not be negative", cfg.negSize)
+	case cfg.staleIfErr < 0:
+		return fmt.Errorf("introspect: stale-if-error window %v must not be negative", cfg.staleIfErr)
+	case cfg.maxInFlight <= 0 || cfg.flightWait < 0:
+		return fmt.Errorf("introspect: max in flight %d must be positive and its wait %v not negative", cfg.maxInFlight, cfg.flightWait)
+	case cfg.retries < 0 || cfg.retries > MaxRetries || (cfg.retries > 0 && cfg.backoff <= 0):
+		return fmt.Errorf("introspect: %d retries with backoff %v: retries must be between 0 and %d, backoff positive", cfg.retries, cfg.backoff, MaxRetries)
+	case cfg.threshold < 0 || (cfg.threshold > 0 && cfg.cooldown <= 0):
+		return fmt.Errorf("introspect: circuit breaker threshold %d, cooldown %v: threshold must not be negative, cooldown positive", cfg.threshold, cfg.cooldown)
+	}
+	if cfg.noCache {
+		var with []string
+		for _, o := range []struct {
+			set  bool
+			name string
+		}{
+			{cfg.shared != nil, "WithSharedCache"}, {cfg.staleIfErr > 0, "WithStaleIfError"},
+			{cfg.sizeSet, "WithCacheSize"}, {cfg.bytesSet, "WithCacheBytes"},
+			{cfg.negativeSet, "WithNegativeTTL"}, {cfg.negSizeSet, "WithNegativeCacheSize"},
+		} {
+			if o.set {
+				with = append(with, o.name)
+			}
+		}
+		if len(with) > 0 {
+			return fmt.Errorf("introspect: WithoutCache turns off the cache that %s would act on: drop one or the other", strings.Join(with, " and "))
+		}
+	}
+	return nil
+}
+
+// entryCost is what a cached result costs against [WithCacheBytes]: the
+// Response and the cache's own bookkeeping, its body, and the decoded
+// fields, which are never larger than the body they come from.
+func entryCost(e cached) int64 {
+	return int64(unsafe.Sizeof(Response{})) + 2*int64(len(e.resp.raw)) + entryOverhead
+}
+
+// entryOverhead is the bookkeeping of one LRU entry: list node, map slot,
+// key and stamp.
+const entryOverhead = 192
 
 // Endpoint returns the introspection endpoint URL.
 func (c *Client) Endpoint() string { return c.endpoint }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -128,8 +130,8 @@ func TestIntrospectSendsRFC7662Request(t *testing.T) {
 	if id, secret, ok := got.BasicAuth(); !ok || id != "api" || secret != "s" {
 		t.Errorf("basic auth = %q, %q, %v", id, secret, ok)
 	}
-	if len(r.Audience) != 1 || r.Audience[0] != "a" {
-		t.Errorf("aud = %v, want [a] from a string aud", r.Audience)
+	if aud := r.Audience(); len(aud) != 1 || aud[0] != "a" {
+		t.Errorf("aud = %v, want [a] from a string aud", aud)
 	}
 }
 
@@ -402,11 +404,71 @@ func TestNewValidates(t *testing.T) {
 		{"zero in flight", "https://x/y", auth, []introspect.Option{introspect.WithMaxInFlight(0, time.Second)}},
 		{"retries without backoff", "https://x/y", auth, []introspect.Option{introspect.WithRetries(2, 0)}},
 		{"breaker without cooldown", "https://x/y", auth, []introspect.Option{introspect.WithCircuitBreaker(3, 0)}},
+		{"zero cache size (WithoutCache turns it off)", "https://x/y", auth, []introspect.Option{introspect.WithCacheSize(0)}},
+		{"zero cache bytes", "https://x/y", auth, []introspect.Option{introspect.WithCacheBytes(0)}},
+		{"retries past the maximum", "https://x/y", auth, []introspect.Option{introspect.WithRetries(1000, time.Millisecond)}},
+		{"negative retries", "https://x/y", auth, []introspect.Option{introspect.WithRetries(-1, time.Millisecond)}},
+		{"WithoutCache with a shared cache", "https://x/y", auth, []introspect.Option{introspect.WithoutCache(), introspect.WithSharedCache(&memShared{})}},
+		{"WithoutCache with stale-if-error", "https://x/y", auth, []introspect.Option{introspect.WithoutCache(), introspect.WithStaleIfError(time.Minute)}},
+		{"WithoutCache with a negative TTL", "https://x/y", auth, []introspect.Option{introspect.WithNegativeTTL(time.Second), introspect.WithoutCache()}},
+		{"WithoutCache with a cache size", "https://x/y", auth, []introspect.Option{introspect.WithoutCache(), introspect.WithCacheSize(10)}},
 	}
 	for _, tt := range tests {
 		if _, err := introspect.New(tt.endpoint, tt.auth, tt.opts...); err == nil {
 			t.Errorf("New(%s) err = nil, want an error", tt.name)
 		}
+	}
+	// The errors say what to do.
+	_, err := introspect.New("https://x/y", auth, introspect.WithoutCache(), introspect.WithSharedCache(&memShared{}))
+	if err == nil || !strings.Contains(err.Error(), "WithSharedCache") {
+		t.Errorf("WithoutCache with a shared cache: err = %v, want it to name WithSharedCache", err)
+	}
+	_, err = introspect.New("https://x/y", auth, introspect.WithCacheSize(0))
+	if err == nil || !strings.Contains(err.Error(), "WithoutCache") {
+		t.Errorf("WithCacheSize(0): err = %v, want it to point to WithoutCache", err)
+	}
+	// Nil options keep their defaults.
+	if _, err := introspect.New("https://x/y", auth, introspect.WithHTTPClient(nil), introspect.WithClock(nil), introspect.WithMeterProvider(nil), introspect.WithTracerProvider(nil)); err != nil {
+		t.Errorf("New with nil HTTP client, clock and providers: err = %v, want the defaults", err)
+	}
+}
+
+// The cache is bounded in bytes as well as entries: a server that sends
+// large answers cannot make 10,000 entries take gigabytes.
+func TestCacheBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("x", 256<<10) // 256 KiB of metadata per answer
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"active":true,"sub":"` + r.PostForm.Get("token") + `","aud":["p"],"metadata":"` + big + `"}`))
+	}))
+	t.Cleanup(srv.Close)
+	const limit = 8 << 20
+	c, err := introspect.New(srv.URL, clientauth.ClientSecretBasic{ClientID: "a", Secret: "b"}, introspect.WithCacheBytes(limit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	const tokens = 200 // 50 MiB of answers
+	for i := range tokens {
+		if _, err := c.Introspect(context.Background(), "token-"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 2*limit {
+		t.Errorf("heap grew by %d MiB caching %d answers of 256 KiB under a %d MiB bound", grown>>20, tokens, limit>>20)
+	}
+	// The most recent answers are kept; the oldest were evicted.
+	if _, ok := c.Cached(context.Background(), "token-"+strconv.Itoa(tokens-1)); !ok {
+		t.Error("the latest answer was not cached")
+	}
+	if _, ok := c.Cached(context.Background(), "token-0"); ok {
+		t.Error("the oldest answer is still cached past the byte bound")
 	}
 }
 

@@ -12,6 +12,9 @@ import (
 const (
 	DefaultTimeout     = 10 * time.Second
 	DefaultCacheSize   = 10_000
+	// DefaultCacheBytes bounds the memory the active results take: their
+	// response bodies and decoded fields, whatever the server sends.
+	DefaultCacheBytes = 64 << 20
 	DefaultMaxTTL      = 5 * time.Minute
 	DefaultNegativeTTL = 30 * time.Second
 	// DefaultNegativeCacheSize bounds the inactive results cached, apart
@@ -21,14 +24,19 @@ const (
 	DefaultMaxInFlight = 64
 	// DefaultInFlightWait is how long a call waits for an in-flight slot.
 	DefaultInFlightWait = 250 * time.Millisecond
-	// DefaultRetries is how many times a failed call is retried.
+	// DefaultRetries is how many times a failed call is retried;
+	// MaxRetries is the most [WithRetries] accepts.
 	DefaultRetries = 2
+	MaxRetries     = 10
 	// DefaultBreakerThreshold is how many failures in a row open the
 	// circuit breaker; DefaultBreakerCooldown is how long it stays open.
 	DefaultBreakerThreshold = 5
 	DefaultBreakerCooldown  = 5 * time.Second
 	// MaxResponseSize caps how much of a response body is read.
 	MaxResponseSize = 1 << 20
+	// DefaultAttemptTimeout bounds each attempt of a call; see
+	// [WithAttemptTimeout].
+	DefaultAttemptTimeout = 3 * time.Second
 )
 
 // Option configures a [Client].
@@ -38,6 +46,10 @@ type config struct {
 	httpClient  *http.Client
 	timeout     time.Duration
 	cacheSize   int
+	cacheBytes  int64
+	noCache     bool // WithoutCache
+	// Set by their options, for the conflicts New refuses.
+	sizeSet, bytesSet, negSizeSet bool
 	maxTTL      time.Duration
 	negativeTTL time.Duration
 	negativeSet bool // negativeTTL was set by WithNegativeTTL
@@ -54,6 +66,9 @@ type config struct {
 	tracers     trace.TracerProvider
 	now         func() time.Time
 	systemClock bool // now is time.Now: no WithClock
+
+	attemptTimeout time.Duration // bounds each attempt; see WithAttemptTimeout
+	insecureHTTP   bool          // WithInsecureAllowHTTP
 }
 
 func defaultConfig() config {
@@ -61,6 +76,7 @@ func defaultConfig() config {
 		httpClient:  &http.Client{},
 		timeout:     DefaultTimeout,
 		cacheSize:   DefaultCacheSize,
+		cacheBytes:  DefaultCacheBytes,
 		maxTTL:      DefaultMaxTTL,
 		negativeTTL: DefaultNegativeTTL,
 		negSize:     DefaultNegativeCacheSize,
@@ -72,6 +88,8 @@ func defaultConfig() config {
 		cooldown:    DefaultBreakerCooldown,
 		now:         time.Now,
 		systemClock: true,
+
+		attemptTimeout: DefaultAttemptTimeout,
 	}
 }
 
@@ -91,14 +109,26 @@ func WithHTTPClient(c *http.Client) Option {
 // on runs for this long even if the request that started it goes away.
 func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
 
-// WithCacheSize sets how many introspection results are cached. Default:
-// [DefaultCacheSize] (10,000). It must be positive; use [WithoutCache] to turn
-// caching off.
-func WithCacheSize(n int) Option { return func(c *config) { c.cacheSize = n } }
+// WithCacheSize sets how many active introspection results are cached.
+// Default: [DefaultCacheSize] (10,000). It must be positive: [New] refuses
+// 0 or less; use [WithoutCache] to turn caching off.
+func WithCacheSize(n int) Option { return func(c *config) { c.cacheSize, c.sizeSet = n, true } }
+
+// WithCacheBytes bounds the memory the cached active results take, besides
+// their number: each costs its response body and decoded fields (at most
+// [MaxResponseSize] each, however large the server's answers), and the
+// least recently used are evicted to stay under n. The cache is split in
+// 16 shards from 1,024 entries, each with an equal part of n; a result
+// larger than its part is served but not cached. Default:
+// [DefaultCacheBytes] (64 MiB). It must be positive.
+func WithCacheBytes(n int64) Option { return func(c *config) { c.cacheBytes, c.bytesSet = n, true } }
 
 // WithoutCache turns the result cache off: every call asks the server, and
-// concurrent calls for one token are not coalesced.
-func WithoutCache() Option { return func(c *config) { c.cacheSize = 0 } }
+// concurrent calls for one token are not coalesced. It leaves nothing for
+// the options that work on cached results: [New] refuses it together with
+// [WithSharedCache], [WithStaleIfError], [WithCacheSize], [WithCacheBytes],
+// [WithNegativeTTL] or [WithNegativeCacheSize].
+func WithoutCache() Option { return func(c *config) { c.noCache = true } }
 
 // WithMaxTTL bounds how long an active result is cached: until the earlier of
 // the token's exp and now plus d. Default: [DefaultMaxTTL] (5 minutes). It is
@@ -116,7 +146,9 @@ func WithNegativeTTL(d time.Duration) Option {
 // WithNegativeCacheSize bounds how many inactive results are cached. They
 // live in their own LRU, so that a flood of junk tokens cannot evict active
 // entries. Default: [DefaultNegativeCacheSize] (1,000).
-func WithNegativeCacheSize(n int) Option { return func(c *config) { c.negSize = n } }
+func WithNegativeCacheSize(n int) Option {
+	return func(c *config) { c.negSize, c.negSizeSet = n, true }
+}
 
 // WithStaleIfError lets an active result be served for up to d past the max
 // TTL while the server is unavailable, and never past the token's exp.
@@ -137,7 +169,8 @@ func WithMaxInFlight(n int, wait time.Duration) Option {
 // a 5xx status is retried, after an exponential backoff from base with full
 // jitter, and only while the call's deadline allows. 4xx answers, including
 // 429, are never retried. Default: [DefaultRetries] (2), base 50 ms; 0 turns
-// retries off.
+// retries off. n must be between 0 and [MaxRetries], base positive when n
+// is not 0.
 func WithRetries(n int, base time.Duration) Option {
 	return func(c *config) { c.retries, c.backoff = n, base }
 }
@@ -169,3 +202,20 @@ func WithClock(now func() time.Time) Option {
 		}
 	}
 }
+
+// WithAttemptTimeout bounds each attempt of a call (the first request and
+// each retry), inside the call's own timeout ([WithTimeout]): an attempt
+// that gets no answer in time is cancelled and, like a network error,
+// retried while the call's deadline allows. An attempt holds an in-flight
+// slot ([WithMaxInFlight]) only while it runs, not during the backoff
+// between attempts, so a hung server frees each slot after at most d.
+// Default: [DefaultAttemptTimeout] (3 s), or the call's timeout if that is
+// shorter; d must be positive. With retries off, it is the longest a call
+// waits for the server.
+func WithAttemptTimeout(d time.Duration) Option { return func(c *config) { c.attemptTimeout = d } }
+
+// WithInsecureAllowHTTP lets [New] accept a plain-http endpoint on a host
+// other than loopback. Default: off: the endpoint MUST be https, except on
+// localhost, 127.0.0.0/8 or ::1, because each request carries a token and
+// this client's credentials. Use it only on a network you trust.
+func WithInsecureAllowHTTP() Option { return func(c *config) { c.insecureHTTP = true } }

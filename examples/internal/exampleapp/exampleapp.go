@@ -31,11 +31,17 @@ type Config struct {
 }
 
 // ParseConfig reads the env vars ISSUER, KEY_FILE, PROJECT_ID and ADDR, then
-// the flags -issuer, -key-file, -project-id and -addr, which win.
+// the flags -issuer, -key-file, -project-id and -addr, which win. ADDR
+// defaults to [DefaultAddr].
 func ParseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	return ParseConfigAt(name, DefaultAddr, args, getenv, stderr)
+}
+
+// ParseConfigAt is [ParseConfig] with another default address.
+func ParseConfigAt(name, defaultAddr string, args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	c := Config{Issuer: getenv("ISSUER"), KeyFile: getenv("KEY_FILE"), ProjectID: getenv("PROJECT_ID"), Addr: getenv("ADDR")}
 	if c.Addr == "" {
-		c.Addr = DefaultAddr
+		c.Addr = defaultAddr
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -84,7 +90,7 @@ type Me struct {
 
 // MeFrom builds the /api/me body from the request's claims.
 func MeFrom(c *middleware.Claims) Me {
-	scopes := c.Scopes
+	scopes := c.Scopes()
 	if scopes == nil {
 		scopes = []string{}
 	}
@@ -95,11 +101,22 @@ func MeFrom(c *middleware.Claims) Me {
 // Serve listens on addr and serves h until ctx is done, then shuts down
 // gracefully. ready, if not nil, is called with the bound address.
 func Serve(ctx context.Context, addr string, h http.Handler, ready func(addr string)) error {
+	return ServeServer(ctx, addr, &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ready)
+}
+
+// ServeServer is [Serve] with a server of the caller's. When the shutdown
+// starts, the contexts of requests under way are cancelled, so that
+// streams (Server-Sent Events, server streams) end instead of holding the
+// shutdown up.
+func ServeServer(ctx context.Context, addr string, srv *http.Server, ready func(addr string)) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	base, stopStreams := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStreams()
+	srv.BaseContext = func(net.Listener) context.Context { return base }
+	srv.RegisterOnShutdown(stopStreams)
 	if ready != nil {
 		ready(l.Addr().String())
 	}

@@ -24,12 +24,12 @@ func Run(ctx context.Context, name string, args []string, getenv func(string) st
 	}
 	ready := Announce(stdout)
 	if cfg.Issuer == "" {
-		dev, err := startDev(stdout)
+		dev, err := StartDev(stdout)
 		if err != nil {
 			return err
 		}
-		defer dev.close()
-		cfg.Issuer, cfg.KeyFile, cfg.ProjectID = dev.srv.Issuer(), dev.keyFile, dev.project.ID
+		defer dev.Close()
+		dev.Configure(&cfg)
 		ready = dev.announce(stdout)
 	}
 	guard, err := NewGuard(ctx, cfg, middleware.WithLogger(Logger(stderr)))
@@ -39,77 +39,86 @@ func Run(ctx context.Context, name string, args []string, getenv func(string) st
 	return Serve(ctx, cfg.Addr, newRouter(guard.Middleware), ready)
 }
 
-// dev is the development setup: a server, a project with an API app whose
-// key file is on disk, and two service users.
-type dev struct {
-	srv     *devserver.Server
-	project devserver.Project
-	keyFile string
-	dir     string
-	admin   string // token of a user with roles reader and admin
-	reader  string // token of a user with role reader
+// Dev is the development setup: a server, a project with an API app whose
+// key file is on disk, and two service users with a token each.
+type Dev struct {
+	Server     *devserver.Server
+	Project    devserver.Project
+	KeyFile    string
+	AdminUser  devserver.ServiceUser // roles reader and admin
+	ReaderUser devserver.ServiceUser // role reader
+	Admin      string                // a token of AdminUser
+	Reader     string                // a token of ReaderUser
+	dir        string
 }
 
-func startDev(stdout io.Writer) (_ *dev, err error) {
+// StartDev starts the development authorization server with the example's
+// project, API application and service users, and says so on stdout. Close
+// it when done.
+func StartDev(stdout io.Writer) (_ *Dev, err error) {
 	srv, err := devserver.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting the development server: %w", err)
 	}
-	d := &dev{srv: srv, project: srv.CreateProject("tokenguard example")}
+	d := &Dev{Server: srv, Project: srv.CreateProject("tokenguard example")}
 	defer func() {
 		if err != nil {
-			d.close()
+			d.Close()
 		}
 	}()
-	app, err := srv.CreateAPIApp(d.project.ID)
+	app, err := srv.CreateAPIApp(d.Project.ID)
 	if err != nil {
 		return nil, err
 	}
 	if d.dir, err = os.MkdirTemp("", "tokenguard-example-"); err != nil {
 		return nil, err
 	}
-	d.keyFile = filepath.Join(d.dir, "api-key.json")
-	if err := os.WriteFile(d.keyFile, app.KeyJSON, 0o600); err != nil {
+	d.KeyFile = filepath.Join(d.dir, "api-key.json")
+	if err := os.WriteFile(d.KeyFile, app.KeyJSON, 0o600); err != nil {
 		return nil, err
 	}
-	admin, err := srv.CreateServiceUser("admin-bot", devserver.Grant{ProjectID: d.project.ID, Roles: []string{"reader", "admin"}})
-	if err != nil {
+	if d.AdminUser, err = srv.CreateServiceUser("admin-bot", devserver.Grant{ProjectID: d.Project.ID, Roles: []string{"reader", "admin"}}); err != nil {
 		return nil, err
 	}
-	reader, err := srv.CreateServiceUser("reader-bot", devserver.Grant{ProjectID: d.project.ID, Roles: []string{"reader"}})
-	if err != nil {
+	if d.ReaderUser, err = srv.CreateServiceUser("reader-bot", devserver.Grant{ProjectID: d.Project.ID, Roles: []string{"reader"}}); err != nil {
 		return nil, err
 	}
-	opts := devserver.TokenOptions{ProjectIDs: []string{d.project.ID}}
-	if d.admin, err = srv.MintToken(admin.UserID, opts); err != nil {
+	opts := devserver.TokenOptions{ProjectIDs: []string{d.Project.ID}}
+	if d.Admin, err = srv.MintToken(d.AdminUser.UserID, opts); err != nil {
 		return nil, err
 	}
-	if d.reader, err = srv.MintToken(reader.UserID, opts); err != nil {
+	if d.Reader, err = srv.MintToken(d.ReaderUser.UserID, opts); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(stdout, "No ISSUER set: started the development authorization server at %s\n", srv.Issuer())
-	fmt.Fprintf(stdout, "  project %s, API key file %s\n", d.project.ID, d.keyFile)
+	fmt.Fprintf(stdout, "  project %s, API key file %s\n", d.Project.ID, d.KeyFile)
 	fmt.Fprintf(stdout, "  (set ISSUER, KEY_FILE and PROJECT_ID to use ZITADEL instead)\n")
 	return d, nil
 }
 
-func (d *dev) announce(stdout io.Writer) func(addr string) {
+// Configure points c at the development server.
+func (d *Dev) Configure(c *Config) {
+	c.Issuer, c.KeyFile, c.ProjectID = d.Server.Issuer(), d.KeyFile, d.Project.ID
+}
+
+func (d *Dev) announce(stdout io.Writer) func(addr string) {
 	return func(addr string) {
 		base := "http://" + addr
 		var b strings.Builder // one write, so the banner is never interleaved
 		fmt.Fprintf(&b, "API listening on %s\n\nTry it:\n", base)
 		fmt.Fprintf(&b, "  curl -i %s/ping\n", base)
 		fmt.Fprintf(&b, "  curl -i %s/api/me\n", base)
-		fmt.Fprintf(&b, "  curl -i -H 'Authorization: Bearer %s' %s/api/me\n", d.admin, base)
-		fmt.Fprintf(&b, "  curl -i -H 'Authorization: Bearer %s' %s/api/admin\n", d.admin, base)
-		fmt.Fprintf(&b, "  curl -i -H 'Authorization: Bearer %s' %s/api/admin\n", d.reader, base)
+		fmt.Fprintf(&b, "  curl -i -H 'Authorization: Bearer %s' %s/api/me\n", d.Admin, base)
+		fmt.Fprintf(&b, "  curl -i -H 'Authorization: Bearer %s' %s/api/admin\n", d.Admin, base)
+		fmt.Fprintf(&b, "  curl -i -H 'Authorization: Bearer %s' %s/api/admin\n", d.Reader, base)
 		fmt.Fprintf(&b, "(the last token has role reader only: 403)\n")
 		_, _ = io.WriteString(stdout, b.String())
 	}
 }
 
-func (d *dev) close() {
-	d.srv.Close()
+// Close stops the server and removes the key file.
+func (d *Dev) Close() {
+	d.Server.Close()
 	if d.dir != "" {
 		os.RemoveAll(d.dir)
 	}

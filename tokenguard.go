@@ -28,9 +28,11 @@
 //
 // # Security
 //
-// The issuer MUST be https, except on a loopback host, unless
-// Config.InsecureAllowHTTP is set. Tokens and keys are never logged or
-// stored; the max TTL bounds how long a revoked token stays accepted, and
+// The issuer and the introspection endpoint, discovered or configured, MUST
+// be https, except on a loopback host, unless Config.InsecureAllowHTTP is
+// set; redirects are never followed, so the token and this API's
+// credentials go to the introspection endpoint and nowhere else. Tokens and
+// keys are never logged or stored; the max TTL bounds how long a revoked token stays accepted, and
 // [Guard.Invalidate] ends that at once for one token.
 package tokenguard
 
@@ -75,7 +77,8 @@ type Config struct {
 	// HTTPClient is used for discovery and introspection. Default: a client
 	// on http.DefaultTransport.
 	HTTPClient *http.Client
-	// InsecureAllowHTTP allows a plain-http issuer on a non-loopback host.
+	// InsecureAllowHTTP allows a plain-http issuer and introspection
+	// endpoint on a non-loopback host (introspect.WithInsecureAllowHTTP).
 	InsecureAllowHTTP bool
 
 	// IntrospectOptions tune the introspection client: cache size, max TTL,
@@ -111,7 +114,7 @@ func New(ctx context.Context, cfg Config, opts ...middleware.Option) (*Guard, er
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{}
+		hc = &http.Client{Transport: introspect.NewTransport()}
 	}
 	issuer, endpoint := cfg.Issuer, cfg.IntrospectionEndpoint
 	if endpoint == "" {
@@ -125,7 +128,11 @@ func New(ctx context.Context, cfg Config, opts ...middleware.Option) (*Guard, er
 	if err != nil {
 		return nil, err
 	}
-	client, err := introspect.New(endpoint, auth, append([]introspect.Option{introspect.WithHTTPClient(hc)}, cfg.IntrospectOptions...)...)
+	iopts := []introspect.Option{introspect.WithHTTPClient(hc)}
+	if cfg.InsecureAllowHTTP {
+		iopts = append(iopts, introspect.WithInsecureAllowHTTP())
+	}
+	client, err := introspect.New(endpoint, auth, append(iopts, cfg.IntrospectOptions...)...) // checks the endpoint as checkIssuer does the issuer
 	if err != nil {
 		return nil, fmt.Errorf("tokenguard: %w", err)
 	}
@@ -149,6 +156,16 @@ func (g *Guard) Invalidate(token string) { g.client.Invalidate(token) }
 // so that its tokens are introspected again on their next request: call it
 // when a user is locked, deactivated or removed.
 func (g *Guard) InvalidateSubject(subject string) { g.client.InvalidateSubject(subject) }
+
+// InvalidateTokenID makes every cached result of the token whose ID (the
+// jti of its introspection answer) is jti stale, so that it is introspected
+// again on its next request, while the user's other tokens stay cached:
+// call it when one token is revoked and you know its ID but not the token,
+// as ZITADEL's user.token.removed and user.pat.removed events tell (package
+// events does). Like the other Invalidate methods it is safe for concurrent
+// use and reaches every replica through a shared cache that tells them
+// about invalidations.
+func (g *Guard) InvalidateTokenID(jti string) { g.client.InvalidateTokenID(jti) }
 
 // loadKey checks that exactly one form of credentials is set and returns the
 // key, or nil for client_secret_basic.

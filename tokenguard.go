@@ -80,6 +80,18 @@ type Config struct {
 	// InsecureAllowHTTP allows a plain-http issuer and introspection
 	// endpoint on a non-loopback host (introspect.WithInsecureAllowHTTP).
 	InsecureAllowHTTP bool
+	// InternalURL, when set, is where discovery and introspection go
+	// instead of the issuer's host: an in-cluster address such as
+	// http://zitadel.zitadel.svc.cluster.local:8080. The requests carry Host
+	// and x-zitadel-instance-host set to the issuer's host, from which
+	// ZITADEL picks the instance; the discovery document must still name
+	// Issuer exactly, and endpoints on the issuer's host are mapped onto
+	// InternalURL. A plain-http InternalURL needs InsecureAllowHTTP unless
+	// it is on loopback. Default: none, requests go to the issuer.
+	InternalURL string
+	// InternalTLSServerName is the name an https InternalURL's certificate
+	// is verified for, and sent in SNI. Default: the issuer's host name.
+	InternalTLSServerName string
 
 	// IntrospectOptions tune the introspection client: cache size, max TTL,
 	// negative TTL, timeout.
@@ -115,6 +127,9 @@ func New(ctx context.Context, cfg Config, opts ...middleware.Option) (*Guard, er
 	hc := cfg.HTTPClient
 	if hc == nil {
 		hc = &http.Client{Transport: introspect.NewTransport()}
+	}
+	if hc, err = internalClient(cfg, hc); err != nil { // see tokenguard_internal.go
+		return nil, err
 	}
 	issuer, endpoint := cfg.Issuer, cfg.IntrospectionEndpoint
 	if endpoint == "" {

@@ -31,6 +31,10 @@
 // # Security
 //
 // It is for development and tests only: it listens on 127.0.0.1 unless told
-// otherwise, its issuer is plain http, and it keeps private keys in memory.
+// otherwise, its issuer is plain http (unless [WithTLS]), and it keeps
+// private keys in memory. [WithIssuer] gives it a public issuer name, such as
+// https://auth.example.com, while it listens on loopback, and like ZITADEL it
+// then refuses requests for another host with 404 "instance not found": the
+// setup of an API that reaches ZITADEL by an internal address.
 // Methods of a [Server] are safe for concurrent use.
 package devserver

@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -43,6 +45,9 @@ type config struct {
 	jwt      bool
 	delay    time.Duration
 	now      func() time.Time
+	issuer   string      // WithIssuer
+	tls      *tls.Config // WithTLS
+	observe  func(*http.Request)
 }
 
 // WithAddr sets the listen address. Default: "127.0.0.1:0", a free loopback
@@ -66,6 +71,31 @@ func WithIntrospectionDelay(d time.Duration) Option { return func(c *config) { c
 // [time.Now]. Assertion checks by the op package keep using real time.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
+// WithIssuer makes the server name itself issuer (in discovery, tokens and
+// the audience it expects of client assertions) while it listens on its
+// loopback address, as ZITADEL does behind a load balancer or ingress: for
+// example "https://auth.example.com" or "http://zitadel.example:8080".
+// Like ZITADEL, which picks the instance from the host a request names, it
+// then answers 404 "instance not found" to every request whose
+// x-zitadel-instance-host header, or else whose Host, is not the issuer's
+// host. Reach it at [Server.URL] with those headers set, as
+// tokenguard.Config.InternalURL does. issuer must be an absolute http or
+// https URL without path, query or fragment. Default: the listen URL, with
+// no host check.
+func WithIssuer(issuer string) Option { return func(c *config) { c.issuer = issuer } }
+
+// WithTLS makes the server speak https with cfg, which must carry a
+// certificate (Certificates, GetCertificate or GetConfigForClient); the
+// default issuer is then https://127.0.0.1:PORT. cfg is cloned. Default:
+// plain http.
+func WithTLS(cfg *tls.Config) Option { return func(c *config) { c.tls = cfg } }
+
+// WithRequestObserver calls f with every request before the server handles
+// it, for tests that check what reaches the server (the Host header, say).
+// f runs on the request's goroutine, must be safe for concurrent use and
+// must not read the body or keep r. Default: none.
+func WithRequestObserver(f func(r *http.Request)) Option { return func(c *config) { c.observe = f } }
+
 // FaultFunc may answer an introspection request itself (and return true), to
 // simulate a failing authorization server.
 type FaultFunc func(w http.ResponseWriter, r *http.Request) bool
@@ -74,6 +104,9 @@ type FaultFunc func(w http.ResponseWriter, r *http.Request) bool
 // safe for concurrent use.
 type Server struct {
 	issuer   string
+	url      string              // where it listens: scheme://127.0.0.1:PORT
+	instance string              // the issuer's host, with WithIssuer; "" for no host check
+	observe  func(*http.Request) // WithRequestObserver
 	store    *storage
 	provider *op.Provider
 	srv      *http.Server
@@ -103,6 +136,20 @@ func Start(opts ...Option) (*Server, error) {
 	if cfg.lifetime <= 0 {
 		return nil, fmt.Errorf("devserver: token lifetime %v must be positive", cfg.lifetime)
 	}
+	var instance string
+	if cfg.issuer != "" {
+		var err error
+		if instance, err = issuerHost(cfg.issuer); err != nil {
+			return nil, err
+		}
+	}
+	var tlsConfig *tls.Config
+	if cfg.tls != nil {
+		if len(cfg.tls.Certificates) == 0 && cfg.tls.GetCertificate == nil && cfg.tls.GetConfigForClient == nil {
+			return nil, errors.New("devserver: the TLS config has no certificate")
+		}
+		tlsConfig = cfg.tls.Clone()
+	}
 	signing, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
@@ -115,7 +162,16 @@ func Start(opts ...Option) (*Server, error) {
 	if tcp, ok := l.Addr().(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
 		host = net.JoinHostPort("127.0.0.1", fmt.Sprint(tcp.Port))
 	}
-	s := &Server{issuer: "http://" + host, delay: cfg.delay, done: make(chan struct{})}
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+		l = tls.NewListener(l, tlsConfig)
+	}
+	s := &Server{issuer: scheme + "://" + host, url: scheme + "://" + host, instance: instance, observe: cfg.observe,
+		delay: cfg.delay, done: make(chan struct{})}
+	if cfg.issuer != "" {
+		s.issuer = cfg.issuer
+	}
 	tokenType := op.AccessTokenTypeBearer
 	if cfg.jwt {
 		tokenType = op.AccessTokenTypeJWT
@@ -155,6 +211,21 @@ func Start(opts ...Option) (*Server, error) {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.observe != nil {
+		s.observe(r)
+	}
+	if s.instance != "" {
+		host := r.Header.Get("X-Zitadel-Instance-Host")
+		if host == "" {
+			host = r.Host
+		}
+		if h, err := issuerHost(s.scheme() + "://" + host); err != nil || h != s.instance {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintf(w, "instance not found: no instance for host %q (the instance is picked from x-zitadel-instance-host, else Host; this one is %q)\n", host, s.instance)
+			return
+		}
+	}
 	if r.URL.Path == IntrospectPath {
 		s.introspections.Add(1)
 		s.mu.Lock()
@@ -176,8 +247,36 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.provider.ServeHTTP(w, r)
 }
 
-// Issuer returns the issuer URL, http://127.0.0.1:PORT.
+// Issuer returns the issuer URL: http://127.0.0.1:PORT (https with
+// [WithTLS]), or the one set by [WithIssuer].
 func (s *Server) Issuer() string { return s.issuer }
+
+// URL returns where the server listens: http://127.0.0.1:PORT, or https
+// with [WithTLS]. It is the issuer unless [WithIssuer] names another.
+func (s *Server) URL() string { return s.url }
+
+func (s *Server) scheme() string {
+	scheme, _, _ := strings.Cut(s.issuer, ":")
+	return scheme
+}
+
+// issuerHost checks a [WithIssuer] URL and returns its host in lower case,
+// without the scheme's default port, for comparing with a request's host.
+func issuerHost(issuer string) (string, error) {
+	u, err := url.Parse(issuer)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Opaque != "" ||
+		u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "", fmt.Errorf("devserver: issuer %q must be an absolute http or https URL with no path, query or fragment", issuer)
+	}
+	host := strings.ToLower(u.Host)
+	if port := u.Port(); (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {
+		host = strings.ToLower(u.Hostname())
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+	}
+	return host, nil
+}
 
 // Org returns the organization all users belong to.
 func (s *Server) Org() Org { return s.store.org }

@@ -33,6 +33,10 @@ const (
 	KeysPath       = "/oauth/v2/keys"
 )
 
+// InstanceHostHeader is the header from which ZITADEL, and this server with
+// [WithIssuer], pick the instance a request is for, before the Host header.
+const InstanceHostHeader = "X-Zitadel-Instance-Host"
+
 // DefaultTokenLifetime is ZITADEL's default access token lifetime.
 const DefaultTokenLifetime = 12 * time.Hour
 
@@ -215,7 +219,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.observe(r)
 	}
 	if s.instance != "" {
-		host := r.Header.Get("X-Zitadel-Instance-Host")
+		host := r.Header.Get(InstanceHostHeader)
 		if host == "" {
 			host = r.Host
 		}

@@ -1,0 +1,89 @@
+package tokenguard
+
+import (
+	"net/http"
+	"testing"
+)
+
+type recordingTransport struct{ got []*http.Request }
+
+func (r *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.got = append(r.got, req)
+	return &http.Response{StatusCode: http.StatusNoContent, Body: http.NoBody, Request: req}, nil
+}
+
+// TestInternalTransportMapsOnlyTheIssuersOrigin: requests for the issuer's
+// scheme and host go to the internal address with the public host in Host
+// and x-zitadel-instance-host; look-alike hosts, another scheme or port pass
+// through untouched, so that nothing but the issuer's own requests is sent
+// to the internal address or given its Host.
+func TestInternalTransportMapsOnlyTheIssuersOrigin(t *testing.T) {
+	t.Parallel()
+	rec := &recordingTransport{}
+	hc, err := internalClient(Config{Issuer: "https://auth.example.com", InternalURL: "http://127.0.0.1:8080"}, &http.Client{Transport: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		url    string
+		mapped bool
+	}{
+		{"https://auth.example.com/oauth/v2/introspect", true},
+		{"https://AUTH.Example.COM/.well-known/openid-configuration", true},
+		{"https://auth.example.com:443/oauth/v2/introspect", true},
+		{"http://auth.example.com/oauth/v2/introspect", false},
+		{"https://auth.example.com:8443/oauth/v2/introspect", false},
+		{"https://auth.example.com.evil.test/oauth/v2/introspect", false},
+		{"https://evil.test/auth.example.com/oauth/v2/introspect", false},
+		{"https://xauth.example.com/", false},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest(http.MethodPost, tt.url, nil)
+		req.Header.Set("X-Custom", "kept")
+		host := req.Host
+		resp, err := hc.Transport.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("RoundTrip(%s) err = %v", tt.url, err)
+		}
+		resp.Body.Close()
+		sent := rec.got[len(rec.got)-1]
+		if tt.mapped {
+			if sent.URL.String() != "http://127.0.0.1:8080"+req.URL.Path || sent.Host != "auth.example.com" ||
+				sent.Header.Get(InstanceHostHeader) != "auth.example.com" || sent.Header.Get("X-Custom") != "kept" {
+				t.Errorf("%s was sent as %s Host %q instance %q, want the internal URL with Host auth.example.com", tt.url, sent.URL, sent.Host, sent.Header.Get(InstanceHostHeader))
+			}
+			if sent == req || req.URL.String() != tt.url || req.Host != host || req.Header.Get(InstanceHostHeader) != "" {
+				t.Errorf("RoundTrip(%s) changed the caller's request: %s Host %q", tt.url, req.URL, req.Host)
+			}
+			continue
+		}
+		if sent != req || sent.Header.Get(InstanceHostHeader) != "" {
+			t.Errorf("%s was mapped (sent as %s, instance %q), want it passed through untouched", tt.url, sent.URL, sent.Header.Get(InstanceHostHeader))
+		}
+	}
+}
+
+// TestInternalTransportKeepsThePublicPort: a public issuer with a port names
+// it in Host and in x-zitadel-instance-host, as ZITADEL expects.
+func TestInternalTransportKeepsThePublicPort(t *testing.T) {
+	t.Parallel()
+	rec := &recordingTransport{}
+	hc, err := internalClient(Config{Issuer: "http://zitadel.example:8080", InternalURL: "https://zitadel.svc:8443", InsecureAllowHTTP: true},
+		&http.Client{Transport: &http.Transport{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	it := hc.Transport.(*internalTransport)
+	if tr := it.base.(*http.Transport); tr.TLSClientConfig.ServerName != "zitadel.example" {
+		t.Errorf("ServerName = %q, want the issuer's host name zitadel.example", tr.TLSClientConfig.ServerName)
+	}
+	it.base = rec
+	req, _ := http.NewRequest(http.MethodGet, "http://zitadel.example:8080/.well-known/openid-configuration", nil)
+	if _, err := hc.Transport.RoundTrip(req); err != nil {
+		t.Fatal(err)
+	}
+	if sent := rec.got[0]; sent.URL.String() != "https://zitadel.svc:8443/.well-known/openid-configuration" || sent.Host != "zitadel.example:8080" ||
+		sent.Header.Get(InstanceHostHeader) != "zitadel.example:8080" {
+		t.Errorf("sent %s Host %q instance %q", sent.URL, sent.Host, sent.Header.Get(InstanceHostHeader))
+	}
+}

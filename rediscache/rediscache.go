@@ -5,6 +5,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -22,92 +22,177 @@ import (
 	"github.com/tokenguard/tokenguard/introspect"
 )
 
-// Defaults for a [Cache].
 const (
-	DefaultPrefix  = "tokenguard:"
-	DefaultTimeout = 50 * time.Millisecond
-	// DefaultRevocationTTL is how long a subject invalidation is kept in
-	// Redis: longer than any entry can live with the default max TTL and a
-	// stale-if-error window.
-	DefaultRevocationTTL = time.Hour
+	sealVersion = 2 // version 1 was sealed under a key derived from the token alone
+	// maxSkew is how far in the future an entry's Filled may lie (another
+	// replica's clock running ahead) before the entry is refused: a Filled
+	// later than every invalidation would outrun them all.
+	maxSkew = time.Minute
 )
 
-const sealVersion = 1
-
-// Option configures a [Cache].
-type Option func(*Cache)
-
-// WithPrefix sets the prefix of every Redis key and of the invalidation
-// channel. Default: [DefaultPrefix].
-func WithPrefix(p string) Option { return func(c *Cache) { c.prefix = p } }
-
-// WithTimeout bounds every Redis call. Default: [DefaultTimeout] (50 ms).
-func WithTimeout(d time.Duration) Option { return func(c *Cache) { c.timeout = d } }
-
-// WithLogger sets where Redis failures are logged (at Warn). Default:
-// [slog.Default]. Tokens are never logged.
-func WithLogger(l *slog.Logger) Option { return func(c *Cache) { c.logger = l } }
-
-// WithRevocationTTL sets how long a subject invalidation is remembered in
-// Redis; it must exceed the max TTL plus any stale-if-error window. Default:
-// [DefaultRevocationTTL].
-func WithRevocationTTL(d time.Duration) Option { return func(c *Cache) { c.revTTL = d } }
-
-// Cache is an [introspect.SharedCache] on Redis. It is safe for concurrent
-// use; create one with [New].
+// Cache is an [introspect.SharedCache] and [introspect.SharedInvalidator]
+// on Redis. It is safe for concurrent use; create one with [New].
 type Cache struct {
-	rdb       redis.UniversalClient
-	namespace string
-	prefix    string
-	timeout   time.Duration
-	revTTL    time.Duration
-	logger    *slog.Logger
+	rdb         redis.UniversalClient
+	prefix      string
+	timeout     time.Duration
+	revTTL      time.Duration
+	ping        time.Duration
+	logger      *slog.Logger
+	previous    []byte // from WithPreviousSecret, until New derives from it
+	hasPrevious bool
+
+	rings []*keyring // the current secret's, then the previous one's
+
 	errs      atomic.Int64
+	rejected  atomic.Int64
+	lastWarn  atomic.Int64 // Unix ns of the last "rejected" log line
+	listening atomic.Bool
+}
+
+// keyring holds what one secret derives for one namespace. The secret itself
+// is not kept.
+type keyring struct {
+	index   []byte      // HMAC key for the names of Redis keys
+	seal    []byte      // HMAC key for entries' sealing keys
+	msg     cipher.AEAD // seals pub/sub messages
+	channel string
 }
 
 // New returns a Cache on rdb. The namespace separates APIs that share one
 // Redis: replicas of one API MUST use the same value and other APIs another
 // (use the issuer and the API's client ID), because introspection answers
 // depend on who asks.
-func New(rdb redis.UniversalClient, namespace string, opts ...Option) (*Cache, error) {
+//
+// The secret, at least [MinSecretSize] (32) random bytes, is shared by the
+// replicas of one API and MUST NOT be stored in Redis: every key name,
+// sealing key and message key is derived from it, so that whoever can read
+// or write Redis without it can neither forge an entry or a message nor
+// tell which token an entry belongs to. New keeps no reference to secret.
+//
+// rdb MUST respect context deadlines (go-redis's ContextTimeoutEnabled:
+// true), so that [WithTimeout] bounds every call; New refuses a
+// *redis.Client, *redis.ClusterClient or *redis.Ring without it.
+func New(rdb redis.UniversalClient, namespace string, secret []byte, opts ...Option) (*Cache, error) {
 	if rdb == nil {
 		return nil, errors.New("rediscache: nil Redis client")
 	}
 	if namespace == "" {
 		return nil, errors.New("rediscache: empty namespace; use the issuer and the API's client ID")
 	}
-	c := &Cache{rdb: rdb, namespace: namespace, prefix: DefaultPrefix, timeout: DefaultTimeout, revTTL: DefaultRevocationTTL, logger: slog.Default()}
+	if !respectsDeadlines(rdb) {
+		return nil, errors.New("rediscache: the Redis client ignores context deadlines, so a hung Redis would hold requests for its ReadTimeout; set ContextTimeoutEnabled: true in its options")
+	}
+	if len(secret) < MinSecretSize {
+		return nil, fmt.Errorf("rediscache: secret is %d bytes, want at least %d random bytes", len(secret), MinSecretSize)
+	}
+	c := &Cache{rdb: rdb, prefix: DefaultPrefix, timeout: DefaultTimeout, revTTL: DefaultRevocationTTL, ping: DefaultPingInterval, logger: slog.Default()}
 	for _, o := range opts {
 		o(c)
 	}
-	if c.timeout <= 0 || c.revTTL <= 0 {
-		return nil, fmt.Errorf("rediscache: timeout %v and revocation TTL %v must be positive", c.timeout, c.revTTL)
+	if c.timeout <= 0 || c.revTTL <= 0 || c.ping <= 0 {
+		return nil, fmt.Errorf("rediscache: timeout %v, revocation TTL %v and ping interval %v must be positive", c.timeout, c.revTTL, c.ping)
 	}
+	if c.logger == nil {
+		return nil, errors.New("rediscache: nil logger")
+	}
+	if c.hasPrevious && len(c.previous) < MinSecretSize {
+		return nil, fmt.Errorf("rediscache: previous secret is %d bytes, want at least %d", len(c.previous), MinSecretSize)
+	}
+	c.rings = []*keyring{derive(secret, namespace, c.prefix)}
+	if c.hasPrevious {
+		if hmac.Equal(c.previous, secret) {
+			return nil, errors.New("rediscache: previous secret equals the secret")
+		}
+		c.rings = append(c.rings, derive(c.previous, namespace, c.prefix))
+	}
+	clear(c.previous)
+	c.previous = nil
 	return c, nil
 }
 
-// Errors returns how many Redis calls failed since the Cache was made.
+// respectsDeadlines reports whether go-redis bounds rdb's socket reads by the
+// context's deadline, which it does only with ContextTimeoutEnabled. Clients
+// of other types are taken at their word.
+func respectsDeadlines(rdb redis.UniversalClient) bool {
+	switch c := rdb.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return true
+}
+
+// derive expands secret into the keys of one namespace with HKDF-SHA256;
+// the label and the namespace, apart by a NUL that no label holds, are the
+// info.
+func derive(secret []byte, namespace, prefix string) *keyring {
+	key := func(label string) []byte {
+		k, err := hkdf.Key(sha256.New, secret, nil, "tokenguard rediscache v2 "+label+"\x00"+namespace, 32)
+		if err != nil {
+			panic("rediscache: hkdf: " + err.Error()) // only for lengths over 255*32
+		}
+		return k
+	}
+	kr := &keyring{index: key("index"), seal: key("seal")}
+	block, err := aes.NewCipher(key("message"))
+	if err != nil {
+		panic("rediscache: " + err.Error()) // a 32-byte key is always valid
+	}
+	kr.msg, _ = cipher.NewGCM(block)
+	kr.channel = prefix + "inv:" + kr.id('c', "")[:32]
+	return kr
+}
+
+// id is the hex HMAC of kind and s under the index key: what a Redis key
+// is named after.
+func (k *keyring) id(kind byte, s string) string {
+	m := hmac.New(sha256.New, k.index)
+	m.Write([]byte{kind, 0})
+	m.Write([]byte(s))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// tokenID names token's entry and tombstone; the braces make them one hash
+// slot in Redis Cluster.
+func (k *keyring) tokenID(token string) string { return "{" + k.id('t', token) + "}" }
+
+func (c *Cache) entryKey(id string) string     { return c.prefix + "e:" + id }
+func (c *Cache) tombstoneKey(id string) string { return c.prefix + "d:" + id }
+func (c *Cache) subjectKey(k *keyring, subject string) string {
+	return c.prefix + "s:" + k.id('s', subject)
+}
+func (c *Cache) tokenIDKey(k *keyring, jti string) string { return c.prefix + "j:" + k.id('j', jti) }
+
+// aead returns the AES-256-GCM sealing token's entries: its key is the HMAC
+// of the token under the seal key.
+func (k *keyring) aead(token string) cipher.AEAD {
+	m := hmac.New(sha256.New, k.seal)
+	m.Write([]byte(token))
+	block, err := aes.NewCipher(m.Sum(nil))
+	if err != nil {
+		panic("rediscache: " + err.Error()) // a 32-byte key is always valid
+	}
+	aead, _ := cipher.NewGCM(block)
+	return aead
+}
+
+// Errors returns how many Redis calls failed since the Cache was made. It is
+// safe for concurrent use.
 func (c *Cache) Errors() int64 { return c.errs.Load() }
 
-func (c *Cache) digest(kind byte, s string) [sha256.Size]byte {
-	h := sha256.New()
-	h.Write([]byte(c.namespace))
-	h.Write([]byte{0, kind, 0})
-	h.Write([]byte(s))
-	return [sha256.Size]byte(h.Sum(nil))
-}
+// Rejected returns how many pub/sub messages [Cache.Listen] ignored since the
+// Cache was made: forged, tampered, from another namespace or secret, or
+// older than the revocation TTL. It is safe for concurrent use.
+func (c *Cache) Rejected() int64 { return c.rejected.Load() }
 
-func (c *Cache) entryKey(token string) string {
-	d := c.digest('t', token)
-	return c.prefix + "e:" + hex.EncodeToString(d[:])
+func (c *Cache) fail(op string, err error) {
+	c.errs.Add(1)
+	c.logger.Warn("tokenguard: redis shared cache unavailable; carrying on without it", "op", op, "error", err.Error())
 }
-
-func (c *Cache) subjectKey(subject string) string {
-	d := c.digest('s', subject)
-	return c.prefix + "s:" + hex.EncodeToString(d[:])
-}
-
-func (c *Cache) channel() string { return c.prefix + "invalidate" }
 
 // sealed is the plaintext of a stored entry.
 type sealed struct {
@@ -117,74 +202,110 @@ type sealed struct {
 	Body    json.RawMessage `json:"b"`
 }
 
-// aead derives the entry's AES-256-GCM key from the token.
-func (c *Cache) aead(token string) (cipher.AEAD, error) {
-	key, err := hkdf.Key(sha256.New, []byte(token), []byte(c.namespace), "tokenguard rediscache v1 entry", 32)
-	if err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
-}
+var miss = introspect.SharedEntry{}
 
-func (c *Cache) fail(op string, err error) {
-	c.errs.Add(1)
-	c.logger.Warn("tokenguard: redis shared cache unavailable; carrying on without it", "op", op, "error", err.Error())
-}
-
-// Lookup implements [introspect.SharedCache]. An entry that cannot be opened
-// with token, or whose subject was invalidated after it was filled, is a miss.
+// Lookup implements [introspect.SharedCache]. An entry is a miss when it
+// cannot be opened with the secret and token, when it was filled at or
+// before the token's tombstone, its subject's or its jti's invalidation, or
+// more than a minute in the future; Fresh and Expires are capped at the
+// revocation TTL after Filled.
 func (c *Cache) Lookup(ctx context.Context, token string) (introspect.SharedEntry, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	key := c.entryKey(token)
-	raw, err := c.rdb.Get(ctx, key).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return introspect.SharedEntry{}, false, nil
-	}
-	if err != nil {
+	ids := make([]string, len(c.rings))
+	cmds := make([]*redis.StringCmd, 0, 2*len(c.rings))
+	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range c.rings {
+			ids[i] = k.tokenID(token)
+			cmds = append(cmds, p.Get(ctx, c.entryKey(ids[i])), p.Get(ctx, c.tombstoneKey(ids[i])))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
 		c.fail("get", err)
-		return introspect.SharedEntry{}, false, err
+		return miss, false, err
 	}
-	s, err := c.open(token, key, raw)
-	if err != nil {
-		return introspect.SharedEntry{}, false, nil // tampered or foreign: a miss
-	}
-	var sub struct {
-		Sub string `json:"sub"`
-	}
-	if json.Unmarshal(s.Body, &sub) == nil && sub.Sub != "" {
-		at, err := c.rdb.Get(ctx, c.subjectKey(sub.Sub)).Int64()
-		switch {
-		case err == nil && s.Filled <= at:
-			return introspect.SharedEntry{}, false, nil // invalidated since it was filled
-		case err != nil && !errors.Is(err, redis.Nil):
-			c.fail("get subject", err)
-			return introspect.SharedEntry{}, false, err
+	var s sealed
+	found := false
+	for i, k := range c.rings {
+		raw, err := cmds[2*i].Bytes()
+		if err != nil {
+			continue
+		}
+		if s, err = open(k.aead(token), c.entryKey(ids[i]), raw); err == nil {
+			found = true
+			break
 		}
 	}
-	return introspect.SharedEntry{Body: s.Body, Filled: time.Unix(0, s.Filled), Fresh: time.Unix(0, s.Fresh), Expires: time.Unix(0, s.Expires)}, true, nil
+	if !found {
+		return miss, false, nil // absent, tampered, foreign or forged
+	}
+	if s.Filled > time.Now().Add(maxSkew).UnixNano() {
+		return miss, false, nil
+	}
+	for i := range c.rings {
+		if !c.before(cmds[2*i+1], s.Filled) {
+			return miss, false, nil // invalidated since it was filled
+		}
+	}
+	r, err := introspect.Decode(s.Body) // the claims exactly as the Client reads them
+	if err != nil {
+		return miss, false, nil
+	}
+	if r.Subject != "" || r.JWTID != "" {
+		var revs []*redis.StringCmd
+		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, k := range c.rings {
+				if r.Subject != "" {
+					revs = append(revs, p.Get(ctx, c.subjectKey(k, r.Subject)))
+				}
+				if r.JWTID != "" {
+					revs = append(revs, p.Get(ctx, c.tokenIDKey(k, r.JWTID)))
+				}
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			c.fail("get revocations", err)
+			return miss, false, err
+		}
+		for _, cmd := range revs {
+			if !c.before(cmd, s.Filled) {
+				return miss, false, nil
+			}
+		}
+	}
+	limit := s.Filled + int64(c.revTTL)
+	return introspect.SharedEntry{Body: s.Body, Filled: time.Unix(0, s.Filled),
+		Fresh: time.Unix(0, min(s.Fresh, limit)), Expires: time.Unix(0, min(s.Expires, limit))}, true, nil
 }
 
-// Store implements [introspect.SharedCache]: the entry is sealed and kept
-// until e.Expires.
+// before reports whether the invalidation time that cmd read, if any, lies
+// before filled. A value that is not a time counts as an invalidation.
+func (c *Cache) before(cmd *redis.StringCmd, filled int64) bool {
+	v, err := cmd.Result()
+	if errors.Is(err, redis.Nil) {
+		return true
+	}
+	at, err := strconv.ParseInt(v, 10, 64)
+	return err == nil && at < filled
+}
+
+// Store implements [introspect.SharedCache]: the entry is sealed under the
+// current secret and kept until the earlier of e.Expires and the revocation
+// TTL, so that a tombstone always outlives it.
 func (c *Cache) Store(ctx context.Context, token string, e introspect.SharedEntry) error {
-	ttl := time.Until(e.Expires)
+	ttl := min(time.Until(e.Expires), c.revTTL)
 	if ttl <= 0 {
 		return nil
 	}
-	key := c.entryKey(token)
+	k := c.rings[0]
+	key := c.entryKey(k.tokenID(token))
 	plain, err := json.Marshal(sealed{Filled: e.Filled.UnixNano(), Fresh: e.Fresh.UnixNano(), Expires: e.Expires.UnixNano(), Body: e.Body})
 	if err != nil {
 		return err
 	}
-	aead, err := c.aead(token)
-	if err != nil {
-		return err
-	}
+	aead := k.aead(token)
 	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(plain)+aead.Overhead())
 	out[0] = sealVersion
 	if _, err := rand.Read(out[1:]); err != nil {
@@ -200,12 +321,8 @@ func (c *Cache) Store(ctx context.Context, token string, e introspect.SharedEntr
 	return nil
 }
 
-func (c *Cache) open(token, key string, raw []byte) (sealed, error) {
+func open(aead cipher.AEAD, key string, raw []byte) (sealed, error) {
 	var s sealed
-	aead, err := c.aead(token)
-	if err != nil {
-		return s, err
-	}
 	if len(raw) < 1+aead.NonceSize() || raw[0] != sealVersion {
 		return s, errors.New("rediscache: not a sealed entry")
 	}
@@ -214,77 +331,6 @@ func (c *Cache) open(token, key string, raw []byte) (sealed, error) {
 		return s, err
 	}
 	return s, json.Unmarshal(plain, &s)
-}
-
-// InvalidateShared implements [introspect.SharedInvalidator]: it deletes
-// token's entry and tells every replica's [Cache.Listen] to drop the key.
-// The message carries the cache key, not the token.
-func (c *Cache) InvalidateShared(ctx context.Context, key [sha256.Size]byte, token string) error {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	_, err := c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, c.entryKey(token))
-		p.Publish(ctx, c.channel(), "k:"+hex.EncodeToString(key[:]))
-		return nil
-	})
-	if err != nil {
-		c.fail("invalidate", err)
-	}
-	return err
-}
-
-// InvalidateSubjectShared implements [introspect.SharedInvalidator]: it
-// records the time in Redis, so that entries filled before it are refused
-// by any replica that reads them later, and tells every replica's
-// [Cache.Listen].
-func (c *Cache) InvalidateSubjectShared(ctx context.Context, subject string, at time.Time) error {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	_, err := c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, c.subjectKey(subject), at.UnixNano(), c.revTTL)
-		p.Publish(ctx, c.channel(), "s:"+strconv.FormatInt(at.UnixNano(), 10)+":"+subject)
-		return nil
-	})
-	if err != nil {
-		c.fail("invalidate subject", err)
-	}
-	return err
-}
-
-// Listen applies the invalidations that any replica publishes to client,
-// until ctx is done; then it returns ctx's error. Run it in a goroutine of
-// your own; go-redis reconnects the subscription when Redis comes back.
-func (c *Cache) Listen(ctx context.Context, client *introspect.Client) error {
-	sub := c.rdb.Subscribe(ctx, c.channel())
-	defer sub.Close()
-	msgs := sub.Channel()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case msg, ok := <-msgs:
-			if !ok {
-				return errors.New("rediscache: subscription closed")
-			}
-			c.apply(client, msg.Payload)
-		}
-	}
-}
-
-func (c *Cache) apply(client *introspect.Client, payload string) {
-	switch {
-	case strings.HasPrefix(payload, "k:"):
-		b, err := hex.DecodeString(payload[2:])
-		if err != nil || len(b) != sha256.Size {
-			return
-		}
-		client.InvalidateCacheKey([sha256.Size]byte(b))
-	case strings.HasPrefix(payload, "s:"):
-		at, subject, ok := strings.Cut(payload[2:], ":")
-		if ns, err := strconv.ParseInt(at, 10, 64); ok && err == nil && subject != "" {
-			client.InvalidateSubjectAt(subject, time.Unix(0, ns))
-		}
-	}
 }
 
 var (

@@ -304,4 +304,3 @@ func TestSwappedEntryIsAMiss(t *testing.T) {
 		t.Errorf("swapped entries: %d introspections, want 2 (both misses)", as.Calls()-calls)
 	}
 }
-

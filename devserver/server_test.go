@@ -98,15 +98,15 @@ func TestJWTBearerGrantWithAudienceScope(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Introspect() err = %v", err)
 	}
-	if r.Subject != w.admin.UserID || r.Username != "admin-bot" || !slices.Contains(r.Audience, w.project.ID) || r.OrgID != w.srv.Org().ID {
-		t.Errorf("Introspect() = sub %q username %q aud %v org %q", r.Subject, r.Username, r.Audience, r.OrgID)
+	if r.Subject != w.admin.UserID || r.Username != "admin-bot" || !r.HasAudience(w.project.ID) || r.OrgID != w.srv.Org().ID {
+		t.Errorf("Introspect() = sub %q username %q aud %v org %q", r.Subject, r.Username, r.Audience(), r.OrgID)
 	}
-	if !slices.Contains(r.Scope, clientauth.ProjectAudienceScope(w.project.ID)) || r.Issuer != w.srv.Issuer() || r.JWTID == "" {
-		t.Errorf("scope %v iss %q jti %q", r.Scope, r.Issuer, r.JWTID)
+	if !r.HasScope(clientauth.ProjectAudienceScope(w.project.ID)) || r.Issuer != w.srv.Issuer() || r.JWTID == "" {
+		t.Errorf("scope %v iss %q jti %q", r.Scopes(), r.Issuer, r.JWTID)
 	}
 	roles := r.RolesFor(w.project.ID)
-	if !roles.HasInOrg("admin", w.srv.Org().ID) || !roles.Has("reader") || !r.Roles.Has("admin") {
-		t.Errorf("roles = %v / generic %v, want admin and reader", roles, r.Roles)
+	if !roles.HasInOrg("admin", w.srv.Org().ID) || !roles.Has("reader") || !r.Roles().Has("admin") {
+		t.Errorf("roles = %v / generic %v, want admin and reader", roles, r.Roles())
 	}
 }
 
@@ -239,7 +239,7 @@ func TestMintTokenKinds(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	pat, _ := w.srv.MintToken(w.reader.UserID, devserver.TokenOptions{Audience: []string{w.api.ClientID}})
-	if r, err := w.client.Introspect(context.Background(), pat); err != nil || !slices.Equal(r.Audience, []string{w.api.ClientID}) {
+	if r, err := w.client.Introspect(context.Background(), pat); err != nil || !slices.Equal(r.Audience(), []string{w.api.ClientID}) {
 		t.Errorf("client-ID-only token: %v, %v", r, err)
 	}
 	short, _ := w.srv.MintToken(w.reader.UserID, devserver.TokenOptions{ProjectIDs: []string{w.project.ID}, Lifetime: time.Second})
@@ -295,7 +295,7 @@ func TestLockedUserAndRoleChanges(t *testing.T) {
 	if err := w.srv.SetRoles(w.reader.UserID, w.project.ID, "writer"); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := w.client.Introspect(context.Background(), tok); err != nil || !r.Roles.Has("writer") || r.Roles.Has("reader") {
+	if r, err := w.client.Introspect(context.Background(), tok); err != nil || !r.Roles().Has("writer") || r.Roles().Has("reader") {
 		t.Errorf("after SetRoles: %v, %v", r, err)
 	}
 	_ = w.srv.LockUser(w.reader.UserID, true)

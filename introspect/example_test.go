@@ -36,7 +36,7 @@ func ExampleClient_Introspect() {
 	}
 
 	resp, err := client.Introspect(ctx, token)
-	fmt.Println(resp.Subject, resp.Audience, err)
+	fmt.Println(resp.Subject, resp.Audience(), err)
 
 	_, err = client.Introspect(ctx, "revoked-or-unknown")
 	fmt.Println(errors.Is(err, introspect.ErrInactive))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 	"unique"
@@ -31,36 +32,91 @@ type RoleGrant struct {
 }
 
 // Roles are the grants of a ZITADEL roles claim
-// ({"role": {"orgID": "domain"}}), one entry per role and organization. A nil
-// Roles has no role. It is a slice rather than a map because a token carries
-// a handful of roles and every cached result holds one.
-type Roles []RoleGrant
+// ({"role": {"orgID": "domain"}}), one entry per role and organization,
+// sorted by role, then organization. Roles is a read-only value: cached
+// results share their grants with every request, so there is no way to
+// change them, only to read them ([Roles.All] yields copies). The zero Roles
+// has no role. Roles is safe for concurrent use.
+type Roles struct {
+	grants []RoleGrant // never modified once built
+}
+
+// NewRoles returns Roles holding a copy of grants, sorted, each grant once.
+// Handler tests use it to build the middleware's claims by hand.
+func NewRoles(grants ...RoleGrant) Roles {
+	if len(grants) == 0 {
+		return Roles{}
+	}
+	g := slices.Clone(grants)
+	slices.SortFunc(g, compareGrants)
+	return Roles{grants: slices.Clip(slices.Compact(g))}
+}
+
+func compareGrants(a, b RoleGrant) int {
+	if c := strings.Compare(a.Role, b.Role); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.OrgID, b.OrgID); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Domain, b.Domain)
+}
 
 // Has reports whether role was granted by any organization.
 func (r Roles) Has(role string) bool {
-	return slices.ContainsFunc(r, func(g RoleGrant) bool { return g.Role == role })
+	return slices.ContainsFunc(r.grants, func(g RoleGrant) bool { return g.Role == role })
 }
 
 // HasInOrg reports whether role was granted by the organization orgID.
 func (r Roles) HasInOrg(role, orgID string) bool {
-	return slices.ContainsFunc(r, func(g RoleGrant) bool { return g.Role == role && g.OrgID == orgID })
+	return slices.ContainsFunc(r.grants, func(g RoleGrant) bool { return g.Role == role && g.OrgID == orgID })
 }
 
-// Names returns the granted roles, sorted, each once.
+// Names returns the granted roles, sorted, each once, in a new slice that
+// the caller may modify.
 func (r Roles) Names() []string {
-	names := make([]string, 0, len(r))
-	for _, g := range r {
+	names := make([]string, 0, len(r.grants))
+	for _, g := range r.grants {
 		names = append(names, g.Role)
 	}
-	slices.Sort(names)
-	return slices.Compact(names)
+	return slices.Compact(names) // grants are sorted by role
 }
 
-// ProjectRoles are the roles of one project, from a
+// All yields a copy of each grant, in order.
+func (r Roles) All() iter.Seq[RoleGrant] {
+	return func(yield func(RoleGrant) bool) {
+		for _, g := range r.grants {
+			if !yield(g) {
+				return
+			}
+		}
+	}
+}
+
+// Len is the number of grants: one per role and organization.
+func (r Roles) Len() int { return len(r.grants) }
+
+// String lists the grants as role@orgID, for logs and test failures.
+func (r Roles) String() string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, g := range r.grants {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(g.Role)
+		b.WriteByte('@')
+		b.WriteString(g.OrgID)
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// projectRoles are the roles of one project, from a
 // urn:zitadel:iam:org:project:{projectID}:roles claim.
-type ProjectRoles struct {
-	ProjectID string
-	Roles     Roles
+type projectRoles struct {
+	projectID string
+	roles     Roles
 }
 
 // Response is an introspection response (RFC 7662 §2.2), decoded once into
@@ -68,8 +124,13 @@ type ProjectRoles struct {
 // [Response.Claims]. aud may arrive as a string or an array, times as
 // integers, floats or RFC 3339 strings; active must be the JSON boolean true.
 //
-// A Response returned by [Client.Introspect] may be shared by many requests
-// through the cache: callers MUST NOT modify it.
+// A Response returned by [Client.Introspect] is shared by every request
+// that the cache answers with it. Its lists (audiences, scopes, roles) are
+// unexported and read through methods that return copies or read-only
+// values, so no reader can change them; the exported fields are plain
+// values, and callers MUST NOT assign to them on a shared Response: take a
+// [Response.Clone] to change one. Reading a Response is safe for concurrent
+// use.
 type Response struct {
 	// The fields a guard reads on every request come first, so that they
 	// share as few cache lines as they can.
@@ -77,38 +138,74 @@ type Response struct {
 	Active     bool
 	Expiration oidc.Time // exp, in seconds; 0 if absent
 	NotBefore  oidc.Time // nbf
-	Audience   []string  // aud
+	audience   []string  // aud; never modified once decoded
 	Subject    string    // sub
 	ClientID   string    // client_id
 	Username   string    // username
 	// OrgID is the urn:zitadel:iam:user:resourceowner:id claim.
 	OrgID string
-	Scope []string // scope, split on spaces
-	// ProjectRoles holds the urn:zitadel:iam:org:project:{projectID}:roles
+	scope []string // scope, split on spaces; never modified once decoded
+	// projectRoles holds the urn:zitadel:iam:org:project:{projectID}:roles
 	// claims.
-	ProjectRoles []ProjectRoles
-	// Roles is the urn:zitadel:iam:org:project:roles claim: the roles in
+	projectRoles []projectRoles
+	// roles is the urn:zitadel:iam:org:project:roles claim: the roles in
 	// the project the token was requested for.
-	Roles Roles
+	roles Roles
 
 	TokenType string    // token_type
 	IssuedAt  oidc.Time // iat
 	Issuer    string    // iss
 	JWTID     string    // jti
 
-	raw []byte // the response body, for Claims and MarshalJSON
+	raw []byte // the response body, for Claims and MarshalJSON; never modified
 }
+
+// Audience returns the aud claim in a new slice that the caller may modify.
+func (r *Response) Audience() []string { return slices.Clone(r.audience) }
+
+// HasAudience reports whether aud is one of the token's audiences.
+func (r *Response) HasAudience(aud string) bool { return slices.Contains(r.audience, aud) }
+
+// Scopes returns the scope claim, split on spaces, in a new slice that the
+// caller may modify.
+func (r *Response) Scopes() []string { return slices.Clone(r.scope) }
+
+// HasScope reports whether scope was granted.
+func (r *Response) HasScope(scope string) bool { return slices.Contains(r.scope, scope) }
+
+// Roles returns the urn:zitadel:iam:org:project:roles claim: the roles in
+// the project the token was requested for. See also [Response.RolesFor].
+func (r *Response) Roles() Roles { return r.roles }
 
 // RolesFor returns the roles granted in the project projectID: from the
 // project-specific claim when the response has one, else the generic
 // urn:zitadel:iam:org:project:roles claim.
 func (r *Response) RolesFor(projectID string) Roles {
-	for _, p := range r.ProjectRoles {
-		if p.ProjectID == projectID {
-			return p.Roles
+	for _, p := range r.projectRoles {
+		if p.projectID == projectID {
+			return p.roles
 		}
 	}
-	return r.Roles
+	return r.roles
+}
+
+// ProjectRoles yields the project ID and roles of each
+// urn:zitadel:iam:org:project:{projectID}:roles claim.
+func (r *Response) ProjectRoles() iter.Seq2[string, Roles] {
+	return func(yield func(string, Roles) bool) {
+		for _, p := range r.projectRoles {
+			if !yield(p.projectID, p.roles) {
+				return
+			}
+		}
+	}
+}
+
+// Clone returns a copy of r whose exported fields the caller may change
+// without affecting r. The lists are shared: they cannot be changed.
+func (r *Response) Clone() *Response {
+	c := *r
+	return &c
 }
 
 // Claims decodes and returns every claim of the response, registered and
@@ -169,13 +266,13 @@ func (r *Response) UnmarshalJSON(data []byte) error {
 		raw: bytes.Clone(data),
 	}
 	if s := slices.DeleteFunc(w.Scope, func(s string) bool { return s == "" }); len(s) > 0 {
-		r.Scope = slices.Clip(s)
+		r.scope = slices.Clip(s)
 	}
 	if len(w.Audience) > 0 {
 		for i, a := range w.Audience {
 			w.Audience[i] = intern(a)
 		}
-		r.Audience = slices.Clip(w.Audience)
+		r.audience = slices.Clip(w.Audience)
 	}
 	_ = json.Unmarshal(w.OrgID, &r.OrgID) // a non-string org ID is left out
 	r.OrgID = intern(r.OrgID)
@@ -188,23 +285,23 @@ func (r *Response) UnmarshalJSON(data []byte) error {
 		}
 		roles := decodeRoles(v)
 		if name == ClaimRoles {
-			r.Roles = roles
+			r.roles = roles
 			continue
 		}
 		project := name[len(projectRolesPrefix) : len(name)-len(projectRolesSuffix)]
 		if project == "" || strings.Contains(project, ":") {
 			continue
 		}
-		r.ProjectRoles = append(r.ProjectRoles, ProjectRoles{ProjectID: intern(project), Roles: roles})
+		r.projectRoles = append(r.projectRoles, projectRoles{projectID: intern(project), roles: roles})
 	}
 	// ZITADEL sends the same grants in the generic and the project claim:
 	// keep one copy, as cached results are many.
-	for i, p := range r.ProjectRoles {
-		if slices.Equal(p.Roles, r.Roles) {
-			r.ProjectRoles[i].Roles = r.Roles
+	for i, p := range r.projectRoles {
+		if slices.Equal(p.roles.grants, r.roles.grants) {
+			r.projectRoles[i].roles = r.roles
 		}
 	}
-	r.ProjectRoles = slices.Clip(r.ProjectRoles)
+	r.projectRoles = slices.Clip(r.projectRoles)
 	return nil
 }
 
@@ -214,12 +311,13 @@ func (r *Response) UnmarshalJSON(data []byte) error {
 // and project ID compares them by pointer, without reading the bytes.
 func intern(s string) string { return unique.Make(s).Value() }
 
-// MarshalJSON returns the response as the server sent it.
+// MarshalJSON returns the response as the server sent it, in a new slice
+// that the caller may modify.
 func (r *Response) MarshalJSON() ([]byte, error) {
 	if len(r.raw) == 0 {
 		return []byte(`{"active":false}`), nil
 	}
-	return r.raw, nil
+	return bytes.Clone(r.raw), nil
 }
 
 // Decode parses an introspection response body.
@@ -236,9 +334,9 @@ func Decode(data []byte) (*Response, error) {
 func decodeRoles(v json.RawMessage) Roles {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(v, &m) != nil {
-		return nil
+		return Roles{}
 	}
-	var roles Roles
+	var roles []RoleGrant
 	for role, orgs := range m {
 		var om map[string]any
 		if json.Unmarshal(orgs, &om) != nil {
@@ -249,8 +347,9 @@ func decodeRoles(v json.RawMessage) Roles {
 			roles = append(roles, RoleGrant{Role: intern(role), OrgID: intern(org), Domain: intern(d)})
 		}
 	}
-	slices.SortFunc(roles, func(a, b RoleGrant) int {
-		return strings.Compare(a.Role+"\x00"+a.OrgID, b.Role+"\x00"+b.OrgID)
-	})
-	return slices.Clip(roles)
+	if len(roles) == 0 {
+		return Roles{}
+	}
+	slices.SortFunc(roles, compareGrants)
+	return Roles{grants: slices.Clip(roles)}
 }

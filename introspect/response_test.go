@@ -2,6 +2,8 @@ package introspect_test
 
 import (
 	"encoding/json"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -38,15 +40,15 @@ func TestDecode(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if len(r.Audience) != len(tt.wantAud) || (len(tt.wantAud) > 0 && r.Audience[0] != tt.wantAud[0]) {
-				t.Errorf("aud = %v, want %v", r.Audience, tt.wantAud)
+			if aud := r.Audience(); !slices.Equal(aud, tt.wantAud) {
+				t.Errorf("aud = %v, want %v", aud, tt.wantAud)
 			}
 			if int64(r.Expiration) != tt.wantExp {
 				t.Errorf("exp = %d, want %d", r.Expiration, tt.wantExp)
 			}
 			if tt.wantRoles != nil {
 				got := r.RolesFor("any").Names()
-				if len(got) != len(tt.wantRoles) || (len(got) > 0 && got[0] != tt.wantRoles[0]) {
+				if !slices.Equal(got, tt.wantRoles) {
 					t.Errorf("roles = %v, want %v", got, tt.wantRoles)
 				}
 			}
@@ -67,8 +69,8 @@ func TestClaimNamesMatchExactly(t *testing.T) {
 		if body == `{"ACTIVE":true}` && r.Active {
 			t.Errorf("Decode(%s) is active: another name stood in for active", body)
 		}
-		if r.Active && (r.Subject != "alice" || len(r.Audience) != 1 || r.Audience[0] != "p") {
-			t.Errorf("Decode(%s) = sub %q aud %v: another name stood in for sub or aud", body, r.Subject, r.Audience)
+		if r.Active && (r.Subject != "alice" || !slices.Equal(r.Audience(), []string{"p"})) {
+			t.Errorf("Decode(%s) = sub %q aud %v: another name stood in for sub or aud", body, r.Subject, r.Audience())
 		}
 	}
 }
@@ -99,10 +101,12 @@ func TestDecodeSharesDuplicates(t *testing.T) {
 		t.Fatal(err)
 	}
 	pr := r.RolesFor("42")
-	if len(pr) != 2 || &pr[0] != &r.Roles[0] {
+	// Roles keeps its grants unexported; reflect reads the slice's address.
+	grants := func(r introspect.Roles) uintptr { return reflect.ValueOf(r).Field(0).Pointer() }
+	if pr.Len() != 2 || grants(pr) != grants(r.Roles()) {
 		t.Errorf("project roles equal to the generic claim are a second copy: %v", pr)
 	}
-	if got := r.Roles.Names(); strings.Join(got, ",") != "a,b" {
+	if got := r.Roles().Names(); strings.Join(got, ",") != "a,b" {
 		t.Errorf("Names() = %v, want [a b]", got)
 	}
 	claims := r.Claims()
@@ -138,11 +142,23 @@ func TestDecodeInterns(t *testing.T) {
 			t.Errorf("%s: %q and %q are two copies, want one", what, x, y)
 		}
 	}
-	same("aud[0]", a.Audience[0], b.Audience[0])
-	same("aud[1]", a.Audience[1], b.Audience[1])
+	same("aud[0]", a.Audience()[0], b.Audience()[0])
+	same("aud[1]", a.Audience()[1], b.Audience()[1])
 	same("org ID", a.OrgID, b.OrgID)
-	same("project ID", a.ProjectRoles[0].ProjectID, b.ProjectRoles[0].ProjectID)
-	ra, rb := a.RolesFor("42")[0], b.RolesFor("42")[0]
+	projectID := func(r *introspect.Response) string {
+		for id := range r.ProjectRoles() {
+			return id
+		}
+		return ""
+	}
+	same("project ID", projectID(a), projectID(b))
+	first := func(r introspect.Roles) introspect.RoleGrant {
+		for g := range r.All() {
+			return g
+		}
+		return introspect.RoleGrant{}
+	}
+	ra, rb := first(a.RolesFor("42")), first(b.RolesFor("42"))
 	same("role", ra.Role, rb.Role)
 	same("role org ID", ra.OrgID, rb.OrgID)
 	same("role domain", ra.Domain, rb.Domain)
@@ -165,10 +181,84 @@ func FuzzDecode(f *testing.F) {
 		}
 		// Whatever decodes must be safe to read.
 		_ = r.RolesFor("1").Names()
-		_ = r.Roles.Has("admin")
+		_ = r.Roles().Has("admin")
+		_ = r.Audience()
+		_ = r.Scopes()
+		for range r.ProjectRoles() {
+		}
 		_ = r.Expiration.AsTime()
 		if r.Active && r.Claims()["active"] != true {
 			t.Fatalf("Decode(%q) is active, but the body's active is %v", data, r.Claims()["active"])
 		}
 	})
+}
+
+// TestReadersCannotChangeAResponse is the attack on a cached Response: a
+// reader that modifies whatever it gets back (slices, maps, clones, the
+// JSON) must leave the Response as it was, for the next request.
+func TestReadersCannotChangeAResponse(t *testing.T) {
+	t.Parallel()
+	body := `{"active":true,"sub":"alice","aud":["p1","c1"],"scope":"openid read","custom":{"k":"v"},
+		"urn:zitadel:iam:org:project:roles":{"reader":{"o1":"d"}},
+		"urn:zitadel:iam:org:project:42:roles":{"reader":{"o1":"d"},"writer":{"o1":"d"}}}`
+	r, err := introspect.Decode([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshot := func() string {
+		var b strings.Builder
+		js, _ := r.MarshalJSON()
+		b.WriteString(string(js))
+		for id, roles := range r.ProjectRoles() {
+			b.WriteString(id + roles.String())
+		}
+		claims, _ := json.Marshal(r.Claims())
+		b.Write(claims)
+		b.WriteString(strings.Join(r.Audience(), ",") + strings.Join(r.Scopes(), ",") + r.Roles().String() + r.RolesFor("42").String())
+		return b.String() + r.Subject
+	}
+	before := snapshot()
+
+	for _, s := range [][]string{r.Audience(), r.Scopes(), r.Roles().Names(), r.RolesFor("42").Names()} {
+		if len(s) > 0 {
+			s[0] = "admin"
+		}
+		slices.Reverse(s)
+		_ = append(s[:0], "admin", "admin")
+	}
+	for g := range r.RolesFor("42").All() {
+		g.Role = "admin"
+	}
+	js, _ := r.MarshalJSON()
+	for i := range js {
+		js[i] = ' '
+	}
+	claims := r.Claims()
+	claims["sub"] = "root"
+	if m, ok := claims["custom"].(map[string]any); ok {
+		m["k"] = "pwned"
+	}
+	c := r.Clone()
+	c.Subject, c.Active = "root", false
+
+	if after := snapshot(); after != before {
+		t.Errorf("a reader changed the Response:\nbefore %s\nafter  %s", before, after)
+	}
+	if !r.HasAudience("p1") || r.HasAudience("admin") || !r.HasScope("read") || r.HasScope("admin") || r.RolesFor("42").Has("admin") {
+		t.Errorf("a reader changed a decision: aud %v scope %v roles %v", r.Audience(), r.Scopes(), r.RolesFor("42"))
+	}
+}
+
+func TestNewRoles(t *testing.T) {
+	t.Parallel()
+	in := []introspect.RoleGrant{{Role: "b", OrgID: "o"}, {Role: "a", OrgID: "o"}, {Role: "b", OrgID: "o"}}
+	r := introspect.NewRoles(in...)
+	in[0].Role = "admin" // NewRoles copied
+	if r.Len() != 2 || r.Has("admin") || !r.HasInOrg("a", "o") || !slices.Equal(r.Names(), []string{"a", "b"}) || r.String() != "[a@o b@o]" {
+		t.Errorf("NewRoles() = %v (%d), want [a@o b@o]", r, r.Len())
+	}
+	var zero introspect.Roles
+	if zero.Has("a") || zero.Len() != 0 || len(zero.Names()) != 0 {
+		t.Errorf("zero Roles = %v, want no role", zero)
+	}
 }

@@ -2,29 +2,72 @@ package middleware
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/tokenguard/tokenguard/introspect"
 )
 
 // Claims is what a handler learns about the caller of an accepted request.
-// The fields come from the introspection response; Response holds all of it,
-// including claims with no field here. Claims may share memory with cached
-// responses: handlers MUST NOT modify them.
+// The fields are plain values: each request gets its own Claims, so a
+// handler may change them without affecting any other request. The rest of
+// the introspection result, which the cache shares between requests, is
+// reachable only through methods that return copies or read-only values
+// ([Claims.Scopes], [Claims.Response], [introspect.Roles]): no handler can
+// change what a later request with the same token is decided on. Reading
+// Claims is safe for concurrent use.
 type Claims struct {
 	Subject  string           // sub: the user or service user
 	ClientID string           // client_id: the client the token was issued to
 	Username string           // username
 	OrgID    string           // urn:zitadel:iam:user:resourceowner:id
-	Scopes   []string         // scope, split on spaces
-	Roles    introspect.Roles // the project's roles (see WithProjectID)
+	Roles    introspect.Roles // the project's roles (see WithProjectID); read-only
 	Expiry   time.Time        // exp; zero if the server sent none
-	Response *introspect.Response
+
+	resp *introspect.Response // shared with the cache: never handed out
+}
+
+// NewClaims returns the claims that the middleware hands to handlers for the
+// introspection result r, with the roles of the project projectID ("" for
+// the generic roles claim). Handler tests use it with [introspect.Decode] to
+// build claims with scopes or other claims; a nil r gives empty claims.
+func NewClaims(r *introspect.Response, projectID string) *Claims {
+	if r == nil {
+		return &Claims{}
+	}
+	return &Claims{
+		Subject:  r.Subject,
+		ClientID: r.ClientID,
+		Username: r.Username,
+		OrgID:    r.OrgID,
+		Roles:    r.RolesFor(projectID),
+		Expiry:   r.Expiration.AsTime(),
+		resp:     r,
+	}
+}
+
+// Scopes returns the granted scopes in a new slice that the caller may
+// modify; nil for claims built without an introspection result.
+func (c *Claims) Scopes() []string {
+	if c.resp == nil {
+		return nil
+	}
+	return c.resp.Scopes()
 }
 
 // HasScope reports whether scope was granted.
-func (c *Claims) HasScope(scope string) bool { return slices.Contains(c.Scopes, scope) }
+func (c *Claims) HasScope(scope string) bool { return c.resp != nil && c.resp.HasScope(scope) }
+
+// Response returns a copy of the whole introspection result, for claims
+// with no field here (token_type, iss, jti, private claims through
+// [introspect.Response.Claims]). Changing the copy changes nothing else.
+// Each call allocates the copy. It returns nil for claims built without an
+// introspection result (a literal in a test).
+func (c *Claims) Response() *introspect.Response {
+	if c.resp == nil {
+		return nil
+	}
+	return c.resp.Clone()
+}
 
 type ctxKey struct{}
 

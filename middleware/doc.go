@@ -35,7 +35,10 @@
 // # Security
 //
 // Error descriptions are fixed texts that MUST NOT carry the token or
-// upstream details; challenge parameters are escaped so that no header can be
-// injected. The token is never logged. Tokens that cannot be valid are
-// refused before any introspection.
+// upstream details; challenge parameters drop control characters, so that no
+// header can be injected, and keep to RFC 6750's grammar. The token is never
+// logged. Tokens that cannot be valid are refused before any introspection.
+// Cached results are shared by every request with the same token, so
+// handlers get them read-only: [Claims] holds plain values and read-only
+// [introspect.Roles], and returns copies of everything else.
 package middleware

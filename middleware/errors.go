@@ -47,10 +47,20 @@ type Error struct {
 }
 
 // Error is the cause's message; clients see Description instead.
-func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Error() string {
+	if e == nil || e.Err == nil {
+		return "middleware: request refused"
+	}
+	return e.Err.Error()
+}
 
 // Unwrap returns the cause, for errors.Is and errors.As.
-func (e *Error) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error {
+	if e == nil {
+		return nil
+	}
+	return e.Err
+}
 
 // ErrorHandler writes the response for a refused request. err is an
 // [*Error] for requests refused by [Middleware.Authenticate].
@@ -59,9 +69,12 @@ type ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 // DefaultErrorHandler writes RFC 6750 responses: a WWW-Authenticate: Bearer
 // challenge with realm, error, error_description and scope for 400, 401 and
 // 403; Retry-After with 503; and a small JSON body
-// {"error":…,"error_description":…} in every case. Quotes, backslashes and
-// control characters are escaped or dropped so that no header can be
-// injected. An error that is not an [*Error] gets a 500.
+// {"error":…,"error_description":…} in every case. Control characters and
+// non-ASCII are dropped from the challenge so that no header can be
+// injected; the realm's quotes and backslashes are escaped, and in the other
+// parameters, whose grammar allows neither, double quotes become single ones
+// and backslashes slashes. The JSON body keeps the description as it is. An
+// error that is not an [*Error] gets a 500.
 func DefaultErrorHandler(realm string) ErrorHandler {
 	return func(w http.ResponseWriter, r *http.Request, err error) {
 		var e *Error
@@ -105,34 +118,33 @@ func challenge(realm string, e *Error) string {
 	var b strings.Builder
 	b.WriteString("Bearer")
 	sep := " "
-	param := func(k, v string) {
+	param := func(k, v string, clean func(*strings.Builder, string)) {
 		b.WriteString(sep)
 		b.WriteString(k)
 		b.WriteString(`="`)
-		b.WriteString(quote(v))
+		clean(&b, v)
 		b.WriteByte('"')
 		sep = ", "
 	}
 	if realm != "" {
-		param("realm", realm)
+		param("realm", realm, quote)
 	}
 	if e.Code != "" {
-		param("error", e.Code)
+		param("error", e.Code, strict)
 		if e.Description != "" {
-			param("error_description", e.Description)
+			param("error_description", e.Description, strict)
 		}
 		if e.Scope != "" {
-			param("scope", e.Scope)
+			param("scope", e.Scope, strict)
 		}
 	}
 	return b.String()
 }
 
-// quote escapes a quoted-string's content: backslash and double quote are
-// escaped, control characters and non-ASCII dropped (RFC 6750 §3 limits
-// error_description to %x20-21 / %x23-5B / %x5D-7E).
-func quote(s string) string {
-	var b strings.Builder
+// quote writes a quoted-string's content (RFC 9110 §5.6.4), for realm:
+// backslash and double quote are escaped, control characters and non-ASCII
+// dropped.
+func quote(b *strings.Builder, s string) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
@@ -144,5 +156,24 @@ func quote(s string) string {
 			b.WriteByte(c)
 		}
 	}
-	return b.String()
+}
+
+// strict writes s within RFC 6750 §3's grammar for error, error_description
+// and scope (%x20-21 / %x23-5B / %x5D-7E), which has no escapes: a double
+// quote becomes a single one and a backslash a slash, so that strict parsers
+// accept the header; control characters and non-ASCII are dropped. The JSON
+// body keeps the full text.
+func strict(b *strings.Builder, s string) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			b.WriteByte('\'')
+		case c == '\\':
+			b.WriteByte('/')
+		case c < 0x20 || c > 0x7e:
+		default:
+			b.WriteByte(c)
+		}
+	}
 }

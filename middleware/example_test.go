@@ -48,13 +48,21 @@ func Example() {
 func ExampleNewContext() {
 	handler := func(w http.ResponseWriter, r *http.Request) {
 		claims, ok := middleware.ClaimsFromContext(r.Context())
-		fmt.Fprint(w, claims.Subject, ok)
+		fmt.Fprintln(w, claims.Subject, ok, claims.Roles.Has("admin"), claims.HasScope("write"))
 	}
 	// Test a handler without a middleware or an authorization server.
 	req := httptest.NewRequest("GET", "/", nil)
-	req = req.WithContext(middleware.NewContext(req.Context(), &middleware.Claims{Subject: "alice"}))
+	req = req.WithContext(middleware.NewContext(req.Context(), &middleware.Claims{Subject: "alice",
+		Roles: introspect.NewRoles(introspect.RoleGrant{Role: "admin", OrgID: "org-1"})}))
 	rec := httptest.NewRecorder()
 	handler(rec, req)
-	fmt.Println(rec.Body.String())
-	// Output: alicetrue
+
+	// For scopes and other claims, decode what the server would answer.
+	resp, _ := introspect.Decode([]byte(`{"active":true,"sub":"bob","scope":"read write"}`))
+	req = req.WithContext(middleware.NewContext(req.Context(), middleware.NewClaims(resp, "")))
+	handler(rec, req)
+	fmt.Print(rec.Body.String())
+	// Output:
+	// alice true true false
+	// bob true false true
 }

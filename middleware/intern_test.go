@@ -21,10 +21,14 @@ func TestConfigSharesDecodedStrings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if unsafe.StringData(m.cfg.audiences[0]) != unsafe.StringData(r.Audience[0]) {
+	if unsafe.StringData(m.cfg.audiences[0]) != unsafe.StringData(r.Audience()[0]) {
 		t.Error("the configured audience and the decoded aud are two copies, want one")
 	}
-	if unsafe.StringData(m.cfg.projectID) != unsafe.StringData(r.ProjectRoles[0].ProjectID) {
+	var projectID string
+	for id := range r.ProjectRoles() {
+		projectID = id
+	}
+	if unsafe.StringData(m.cfg.projectID) != unsafe.StringData(projectID) {
 		t.Error("the configured project ID and the decoded one are two copies, want one")
 	}
 }

@@ -207,10 +207,9 @@ func (m *Middleware) check(r *http.Request, reqs []Requirement) (*claimsContext,
 		ClientID: resp.ClientID,
 		Username: resp.Username,
 		OrgID:    resp.OrgID,
-		Scopes:   resp.Scope,
 		Roles:    resp.RolesFor(m.cfg.projectID),
 		Expiry:   resp.Expiration.AsTime(),
-		Response: resp,
+		resp:     resp,
 	}}
 	for _, req := range reqs {
 		if err := req(&cc.claims); err != nil {
@@ -236,8 +235,8 @@ func (m *Middleware) validate(resp *introspect.Response, now time.Time) error {
 	if nbf := resp.NotBefore.AsTime(); !nbf.IsZero() && now.Add(m.cfg.leeway).Before(nbf) {
 		return m.invalid(ErrNotYetValid, "token is not valid yet")
 	}
-	for _, aud := range resp.Audience {
-		if slices.Contains(m.cfg.audiences, aud) {
+	for _, aud := range m.cfg.audiences {
+		if resp.HasAudience(aud) {
 			return nil
 		}
 	}

@@ -116,6 +116,10 @@ func check(t *testing.T, rec *httptest.ResponseRecorder, want wantResp) {
 	}
 	if got := rec.Header().Get("WWW-Authenticate"); got != want.challenge {
 		t.Errorf("WWW-Authenticate = %q, want %q", got, want.challenge)
+	} else if got != "" {
+		if err := parseChallenge(got); err != nil {
+			t.Errorf("WWW-Authenticate = %q: a strict RFC 6750 parser refuses it: %v", got, err)
+		}
 	}
 	if got := rec.Header().Get("Retry-After"); got != want.retry {
 		t.Errorf("Retry-After = %q, want %q", got, want.retry)
@@ -159,8 +163,8 @@ func TestErrorTable(t *testing.T) {
 		{"inactive", "/api", []string{"Bearer unknown-token"}, wantResp{401, `Bearer realm="api", error="invalid_token", error_description="token is not active: expired, revoked, or not issued for this API; ` + hint + `"`, "invalid_token", hint, ""}},
 		{"token without project audience", "/api", []string{"Bearer " + noAud}, wantResp{401, `Bearer realm="api", error="invalid_token", error_description="token is not active: expired, revoked, or not issued for this API; ` + hint + `"`, "invalid_token", hint, ""}},
 		{"not yet valid", "/api", []string{"Bearer " + future}, wantResp{401, `Bearer realm="api", error="invalid_token", error_description="token is not valid yet"`, "invalid_token", "not valid yet", ""}},
-		{"missing role", "/api/admin", []string{"Bearer " + good}, wantResp{403, `Bearer realm="api", error="insufficient_scope", error_description="requires project role \"admin\""`, "insufficient_scope", `"admin"`, ""}},
-		{"missing scope", "/api/write", []string{"Bearer " + good}, wantResp{403, `Bearer realm="api", error="insufficient_scope", error_description="requires scope \"write\"", scope="write"`, "insufficient_scope", "write", ""}},
+		{"missing role", "/api/admin", []string{"Bearer " + good}, wantResp{403, `Bearer realm="api", error="insufficient_scope", error_description="requires project role 'admin'"`, "insufficient_scope", `requires project role "admin"`, ""}},
+		{"missing scope", "/api/write", []string{"Bearer " + good}, wantResp{403, `Bearer realm="api", error="insufficient_scope", error_description="requires scope 'write'", scope="write"`, "insufficient_scope", `requires scope "write"`, ""}},
 		{"scheme case-insensitive", "/api", []string{"bEaReR " + good}, wantResp{200, "", "", "", ""}},
 	}
 	for _, tt := range tests {
@@ -386,16 +390,67 @@ func TestCustomRequirementAndErrorHandler(t *testing.T) {
 func TestChallengeEscaping(t *testing.T) {
 	t.Parallel()
 	rec := httptest.NewRecorder()
+	desc := "role \"x\" or C:\\x\r\nSet-Cookie: a=b\x00é"
 	middleware.DefaultErrorHandler("r\"e\\alm")(rec, httptest.NewRequest("GET", "/", nil), &middleware.Error{
-		StatusCode: 403, Code: "insufficient_scope", Description: "role \"x\"\r\nSet-Cookie: a=b\x00é", Err: middleware.ErrForbidden,
+		StatusCode: 403, Code: "insufficient_scope", Description: desc, Scope: `a"b\c`, Err: middleware.ErrForbidden,
 	})
-	want := `Bearer realm="r\"e\\alm", error="insufficient_scope", error_description="role \"x\"Set-Cookie: a=b"`
-	if got := rec.Header().Get("WWW-Authenticate"); got != want {
+	want := `Bearer realm="r\"e\\alm", error="insufficient_scope", error_description="role 'x' or C:/xSet-Cookie: a=b", scope="a'b/c"`
+	got := rec.Header().Get("WWW-Authenticate")
+	if got != want {
 		t.Errorf("WWW-Authenticate = %q, want %q", got, want)
+	}
+	if err := parseChallenge(got); err != nil {
+		t.Errorf("WWW-Authenticate = %q: a strict RFC 6750 parser refuses it: %v", got, err)
 	}
 	if len(rec.Header().Values("Set-Cookie")) != 0 {
 		t.Errorf("header injected")
 	}
+	var body struct{ Error_description string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Error_description != desc {
+		t.Errorf("body description = %q, %v; want the full text %q", body.Error_description, err, desc)
+	}
+}
+
+// parseChallenge is a strict parser of RFC 6750 §3's challenge: realm is a
+// quoted-string (escapes allowed), error, error_description and scope allow
+// only %x20-21 / %x23-5B / %x5D-7E, with no escapes.
+func parseChallenge(h string) error {
+	rest, ok := strings.CutPrefix(h, "Bearer")
+	if !ok {
+		return fmt.Errorf("no Bearer scheme")
+	}
+	if rest == "" {
+		return nil
+	}
+	if rest, ok = strings.CutPrefix(rest, " "); !ok {
+		return fmt.Errorf("want a space after Bearer")
+	}
+	for first := true; rest != ""; first = false {
+		if !first {
+			if rest, ok = strings.CutPrefix(rest, ", "); !ok {
+				return fmt.Errorf("want a comma at %q", rest)
+			}
+		}
+		name, after, ok := strings.Cut(rest, `="`)
+		if !ok {
+			return fmt.Errorf("want name=\"value\" at %q", rest)
+		}
+		i := 0
+		for ; i < len(after) && after[i] != '"'; i++ {
+			c := after[i]
+			switch {
+			case name == "realm" && c == '\\' && i+1 < len(after):
+				i++ // quoted-pair
+			case c < 0x20 || c > 0x7e || c == '\\':
+				return fmt.Errorf("%s has %q", name, c)
+			}
+		}
+		if i == len(after) {
+			return fmt.Errorf("%s is not terminated", name)
+		}
+		rest = after[i+1:]
+	}
+	return nil
 }
 
 func TestAuthenticateForFrameworks(t *testing.T) {
@@ -503,4 +558,16 @@ func BenchmarkWrapParallel(b *testing.B) {
 			})
 		})
 	}
+}
+
+// TestNilOptionsKeepDefaults: a nil logger, clock, error handler or meter
+// provider is ignored, as in package introspect.
+func TestNilOptionsKeepDefaults(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, project, middleware.WithLogger(nil), middleware.WithClock(nil), middleware.WithErrorHandler(nil), middleware.WithMeterProvider(nil))
+	tok := s.mint(fakeas.Token{})
+	check(t, s.do("/api", "Bearer "+tok), wantResp{status: 200})
+	check(t, s.do("/api"), wantResp{401, `Bearer realm="api"`, "unauthorized", "missing bearer token", ""})
+	s.as.SetFault(func(w http.ResponseWriter) bool { w.WriteHeader(503); return true })
+	check(t, s.do("/api", "Bearer other-token"), wantResp{503, "", "temporarily_unavailable", "retry later", "5"})
 }

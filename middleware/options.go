@@ -51,7 +51,8 @@ func WithLeeway(d time.Duration) Option { return func(c *config) { c.leeway = d 
 // [DefaultRealm]. It has no effect with [WithErrorHandler].
 func WithRealm(realm string) Option { return func(c *config) { c.realm = realm } }
 
-// WithErrorHandler replaces [DefaultErrorHandler] for refused requests.
+// WithErrorHandler replaces [DefaultErrorHandler] for refused requests. A
+// nil h keeps the default.
 func WithErrorHandler(h ErrorHandler) Option { return func(c *config) { c.errorHandler = h } }
 
 // WithCredentialsOptional lets requests without any bearer token through to
@@ -63,7 +64,8 @@ func WithCredentialsOptional() Option { return func(c *config) { c.optional = tr
 // WithLogger sets the logger for configuration errors (logged at Error) and
 // an unavailable authorization server (Warn), each at most once a second
 // with a count of the lines held back, so that an outage cannot flood the
-// logs. Default: [slog.Default]. Tokens and keys are never logged.
+// logs. Default: [slog.Default]; a nil l keeps the default, as in every
+// tokenguard package. Tokens and keys are never logged.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) {
 		if l != nil {
@@ -75,10 +77,12 @@ func WithLogger(l *slog.Logger) Option {
 // WithMeterProvider sets where the tokenguard.decisions counter (requests
 // by outcome: allowed, no_token, invalid_request, invalid_token,
 // insufficient_scope, unavailable, error) goes. Default: the global
-// OpenTelemetry provider, a no-op until the application installs one.
+// OpenTelemetry provider, a no-op until the application installs one; a nil
+// mp keeps the default.
 func WithMeterProvider(mp metric.MeterProvider) Option { return func(c *config) { c.meters = mp } }
 
-// WithClock sets the clock for exp and nbf checks. Default: [time.Now].
+// WithClock sets the clock for exp and nbf checks. Default: [time.Now]; a
+// nil now keeps the default, as introspect.WithClock does.
 func WithClock(now func() time.Time) Option {
 	return func(c *config) {
 		if now != nil {

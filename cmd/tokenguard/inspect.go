@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -116,14 +115,14 @@ func describe(b *strings.Builder, r *introspect.Response, projectID string) {
 	}
 	fmt.Fprintf(b, "\n  client:    %s\n", r.ClientID)
 	has := "does not contain"
-	if slices.Contains(r.Audience, projectID) {
+	if r.HasAudience(projectID) {
 		has = "contains"
 	}
-	fmt.Fprintf(b, "  audience:  %s (%s project %s)\n", orNone(r.Audience), has, projectID)
+	fmt.Fprintf(b, "  audience:  %s (%s project %s)\n", orNone(r.Audience()), has, projectID)
 	if exp := r.Expiration.AsTime(); !exp.IsZero() {
 		fmt.Fprintf(b, "  expires:   %s (in %s)\n", exp.UTC().Format(time.RFC3339), time.Until(exp).Round(time.Second))
 	}
-	fmt.Fprintf(b, "  scopes:    %s\n", orNone(r.Scope))
+	fmt.Fprintf(b, "  scopes:    %s\n", orNone(r.Scopes()))
 }
 
 // explain says what to change, above all the missing audience scope.

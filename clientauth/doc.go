@@ -16,15 +16,24 @@
 //
 // # Caching
 //
-// By default every call signs a fresh assertion with a new jti, as RFC 7523
-// recommends. [WithReuse] keeps one assertion until shortly before it
-// expires, which ZITADEL accepts and which takes RSA signing off the hot
-// miss path; the trade-off is that a captured assertion can be replayed
-// until its exp, so keep [WithLifetime] short when reusing.
+// A [PrivateKeyJWT] reuses one assertion (unique jti, 1 minute lifetime by
+// default) until a fifth of its lifetime is left, which takes RSA signing
+// off the introspection path; at most one signature is in progress at a
+// time. ZITADEL accepts a reused assertion. A server that refuses one gets,
+// through package introspect, one immediate retry with a fresh assertion,
+// and from then on a fresh assertion per call; [WithFreshAssertions] asks
+// for that from the start. [JWTBearer] shares one access token among all the
+// token sources and clients it returns, until [JWTBearer.ExpiryDelta]
+// before it expires.
 //
 // # Security
 //
 // Private keys come in as [crypto.Signer], so a key held by a KMS or HSM works.
 // Errors name the file and the field at fault and MUST NOT contain key
-// material; this package never logs.
+// material. A reused assertion that is captured can be replayed to
+// authenticate as this client until it expires (at most [WithLifetime]
+// after it was signed, 1 minute by default); it goes only to the
+// authorization server, which MUST be reached over TLS outside development.
+// The package logs one line, at Warn and without key material, when it
+// switches to fresh assertions; nothing else.
 package clientauth

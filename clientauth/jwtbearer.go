@@ -15,6 +15,7 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/client"
 	"golang.org/x/oauth2"
+	"golang.org/x/sync/singleflight"
 )
 
 // GrantTypeJWTBearer is the grant_type of the JWT bearer authorization grant
@@ -56,11 +57,13 @@ type JWTBearer struct {
 	// http.DefaultTransport with a 30 s timeout.
 	HTTPClient *http.Client
 	// ExpiryDelta is how long before expiry [JWTBearer.TokenSource] gets
-	// a new token. Default: [DefaultExpiryDelta].
+	// a new token. Default: [DefaultExpiryDelta] (1 minute).
 	ExpiryDelta time.Duration
 
-	mu         sync.Mutex // guards discovered
-	discovered string     // the token endpoint, once discovered
+	mu         sync.Mutex    // guards discovered and token
+	discovered string        // the token endpoint, once discovered
+	token      *oauth2.Token // the token every TokenSource shares
+	group      singleflight.Group
 }
 
 // Scope returns the scope requested: openid, the project audience scopes,
@@ -80,8 +83,9 @@ func (j *JWTBearer) httpClient() *http.Client {
 	return &http.Client{Timeout: 30 * time.Second}
 }
 
-// Token signs a new assertion and trades it for an access token, without
-// caching. Token endpoint errors are [*oauth2.RetrieveError] values carrying
+// Token signs a new assertion (a fresh one, with its own jti, for every
+// token request) and trades it for an access token, without caching: use
+// [JWTBearer.TokenSource] or [JWTBearer.Client] to reuse tokens. Token endpoint errors are [*oauth2.RetrieveError] values carrying
 // the server's error and error_description.
 func (j *JWTBearer) Token(ctx context.Context) (*oauth2.Token, error) {
 	if j.Key == nil {
@@ -97,7 +101,7 @@ func (j *JWTBearer) Token(ctx context.Context) (*oauth2.Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	pk, err := j.Key.PrivateKeyJWT(j.Issuer)
+	pk, err := j.Key.PrivateKeyJWT(j.Issuer, WithFreshAssertions())
 	if err != nil {
 		return nil, err
 	}
@@ -181,15 +185,66 @@ func (j *JWTBearer) tokenURL(ctx context.Context) (string, error) {
 	return j.discovered, nil
 }
 
-// TokenSource returns a source that reuses a token until ExpiryDelta before
-// it expires, then gets a new one. ctx is used for every token request the
-// source makes. It is safe for concurrent use.
+// TokenSource returns a source of access tokens whose token requests use
+// ctx. Every source and client of one JWTBearer shares one token: it is
+// reused until ExpiryDelta before it expires, and concurrent calls that need
+// a new one share a single token request (so a new assertion is signed
+// once per token, not once per source or per caller); a caller waits for
+// it until ctx ends. It is safe for concurrent use.
 func (j *JWTBearer) TokenSource(ctx context.Context) oauth2.TokenSource {
-	delta := j.ExpiryDelta
-	if delta <= 0 {
-		delta = DefaultExpiryDelta
+	return oauth2.ReuseTokenSourceWithExpiry(nil, tokenSourceFunc(func() (*oauth2.Token, error) { return j.sharedToken(ctx) }), j.expiryDelta())
+}
+
+func (j *JWTBearer) expiryDelta() time.Duration {
+	if j.ExpiryDelta <= 0 {
+		return DefaultExpiryDelta
 	}
-	return oauth2.ReuseTokenSourceWithExpiry(nil, tokenSourceFunc(func() (*oauth2.Token, error) { return j.Token(ctx) }), delta)
+	return j.ExpiryDelta
+}
+
+// sharedToken returns a copy of the shared token while it is valid, or gets
+// a new one. Every caller gets its own copy: oauth2's reuse wrapper, which
+// [JWTBearer.TokenSource] and [oauth2.NewClient] put in front, writes to
+// the token it is given.
+func (j *JWTBearer) sharedToken(ctx context.Context) (*oauth2.Token, error) {
+	if t := j.validToken(); t != nil {
+		return t, nil
+	}
+	ch := j.group.DoChan("token", func() (any, error) {
+		if t := j.validToken(); t != nil { // a request that just ended got one
+			return t, nil
+		}
+		t, err := j.Token(ctx)
+		if err != nil {
+			return nil, err
+		}
+		j.mu.Lock()
+		j.token = t
+		j.mu.Unlock()
+		return t, nil
+	})
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("clientauth: waiting for a token: %w", ctx.Err())
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		t := *r.Val.(*oauth2.Token)
+		return &t, nil
+	}
+}
+
+// validToken returns a copy of the shared token if it is not within
+// ExpiryDelta of its expiry, else nil.
+func (j *JWTBearer) validToken() *oauth2.Token {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if t := j.token; t != nil && (t.Expiry.IsZero() || time.Now().Before(t.Expiry.Add(-j.expiryDelta()))) {
+		c := *t
+		return &c
+	}
+	return nil
 }
 
 // Client returns an HTTP client that sends Authorization: Bearer with a

@@ -97,9 +97,9 @@ func TestAssertionClaims(t *testing.T) {
 	}
 }
 
-func TestAssertionFreshByDefault(t *testing.T) {
+func TestWithFreshAssertions(t *testing.T) {
 	t.Parallel()
-	p, err := NewPrivateKeyJWT(testRSAKey(t), "k", "c", issuer)
+	p, err := NewPrivateKeyJWT(testRSAKey(t), "k", "c", issuer, WithFreshAssertions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,17 +112,17 @@ func TestAssertionFreshByDefault(t *testing.T) {
 		tok, _ := verify(t, a, testRSAKey(t).Public(), jwa.RS256())
 		jti, _ := tok.JwtID()
 		if seen[jti] {
-			t.Fatalf("jti %q repeated without WithReuse", jti)
+			t.Fatalf("jti %q repeated with WithFreshAssertions", jti)
 		}
 		seen[jti] = true
 	}
 }
 
-func TestAssertionReuse(t *testing.T) {
+func TestAssertionReusedByDefault(t *testing.T) {
 	t.Parallel()
 	now := time.Unix(1_800_000_000, 0)
 	clock := func() time.Time { return now }
-	p, err := NewPrivateKeyJWT(testRSAKey(t), "k", "c", issuer, WithReuse(), WithLifetime(time.Minute), WithClock(clock))
+	p, err := NewPrivateKeyJWT(testRSAKey(t), "k", "c", issuer, WithLifetime(time.Minute), WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func BenchmarkAssertion(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		opts []Option
-	}{{"fresh", nil}, {"reuse", []Option{WithReuse()}}} {
+	}{{"fresh", []Option{WithFreshAssertions()}}, {"reuse", nil}} {
 		b.Run(bc.name, func(b *testing.B) {
 			p, _ := NewPrivateKeyJWT(k, "k", "c", issuer, bc.opts...)
 			b.ReportAllocs()

@@ -37,7 +37,7 @@ func BenchmarkIntrospectMiss(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		opts []clientauth.Option
-	}{{"assertion=fresh", nil}, {"assertion=reused", []clientauth.Option{clientauth.WithReuse()}}} {
+	}{{"assertion=fresh", []clientauth.Option{clientauth.WithFreshAssertions()}}, {"assertion=reused", nil}} {
 		b.Run(bc.name, func(b *testing.B) {
 			auth, _ := clientauth.NewPrivateKeyJWT(key, "kid", "client", "https://acme.zitadel.cloud", bc.opts...)
 			c, _ := New("https://acme.zitadel.cloud/oauth/v2/introspect", auth, WithoutCache(), WithHTTPClient(&http.Client{Transport: cannedTransport{}}))

@@ -73,7 +73,7 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		httpClient:  &http.Client{},
+		httpClient:  newHTTPClient(),
 		timeout:     DefaultTimeout,
 		cacheSize:   DefaultCacheSize,
 		cacheBytes:  DefaultCacheBytes,

@@ -35,6 +35,8 @@ type benchConfig struct {
 	delay, duration time.Duration
 	rounds, conc    int
 	tokens, entries int
+	coldTokens      int
+	coldConc        int
 	check           bool
 	cpuprofile      string
 }
@@ -48,13 +50,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&c.conc, "concurrency", 8, "connections of the closed-loop load generator")
 	fs.IntVar(&c.tokens, "tokens", 1000, "distinct tokens in the many-token runs")
 	fs.IntVar(&c.entries, "entries", 100_000, "cached entries for the memory measurement")
+	fs.IntVar(&c.coldTokens, "cold-tokens", 20_000, "distinct tokens a cold-token run can use (it ends early when they run out)")
+	fs.IntVar(&c.coldConc, "cold-concurrency", 32, "connections of the load generator in the cold-token runs over TLS")
 	fs.BoolVar(&c.check, "check", false, "exit with status 1 when a target is missed")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the first tokenguard hot-token run to this file")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 || c.rounds < 1 || c.conc < 1 || c.tokens < 1 || c.entries < 1 || c.duration <= 0 {
-		return fail(exitUsage, "bench: bad arguments (rounds, concurrency, tokens, entries and duration must be positive)")
+	if fs.NArg() > 0 || c.rounds < 1 || c.conc < 1 || c.tokens < 1 || c.entries < 1 || c.coldTokens < 1 || c.coldConc < 1 || c.duration <= 0 {
+		return fail(exitUsage, "bench: bad arguments (rounds, concurrency, tokens, entries, cold tokens, cold concurrency and duration must be positive)")
 	}
 	b, err := newBench(ctx, c)
 	if err != nil {
@@ -82,6 +86,7 @@ type bench struct {
 	hot     string
 	tokens  []string
 	dir     string
+	cold    coldSetup
 }
 
 func newBench(ctx context.Context, c benchConfig) (*bench, error) {
@@ -140,6 +145,10 @@ func newBench(ctx context.Context, c benchConfig) (*bench, error) {
 	mux.Handle("GET /sdk/ping", sdkBaseline(server, b.project.ID, authorizedPong(pong)))
 	b.goCache = newGoCacheBaseline(server, b.project.ID)
 	mux.Handle("GET /cached/ping", b.goCache.wrap(authorizedPong(pong)))
+	if err := b.setupCold(ctx, keyFile, mux, tgPong); err != nil {
+		b.close()
+		return nil, err
+	}
 	b.api = httptest.NewServer(mux)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
@@ -167,6 +176,7 @@ func (b *bench) close() {
 	if b.api != nil {
 		b.api.Close()
 	}
+	b.cold.close()
 	b.srv.Close()
 	if b.dir != "" {
 		os.RemoveAll(b.dir)
@@ -181,6 +191,8 @@ type loadResult struct {
 	calls      int64         // introspections during the run
 	cpu        time.Duration // process CPU time (load generator and servers)
 	perRound   []float64     // req/s of each round's run, when merged
+	handshakes int64         // TLS handshakes at the authorization server during the run
+	ranOut     bool          // a cold-token run ended early: no tokens left
 }
 
 func (r loadResult) rps() float64 { return float64(r.reqs) / r.elapsed.Seconds() }
@@ -196,8 +208,8 @@ func (r loadResult) cpuPerReq() time.Duration {
 }
 
 // load runs conc workers that each send requests back to back for the
-// configured duration, picking a token per request.
-func (b *bench) load(ctx context.Context, path string, pick func(*rand.Rand) string) loadResult {
+// configured duration, picking a token per request, until pick returns "".
+func (b *bench) load(ctx context.Context, path string, conc int, pick func(*rand.Rand) string) loadResult {
 	var (
 		mu  sync.Mutex
 		res loadResult
@@ -213,14 +225,18 @@ func (b *bench) load(ctx context.Context, path string, pick func(*rand.Rand) str
 	cpu0 := cpuTime()
 	start := time.Now()
 	deadline := start.Add(b.cfg.duration)
-	for w := range b.cfg.conc {
+	for w := range conc {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
 			lat := make([]time.Duration, 0, 4096)
 			errs := 0
 			for time.Now().Before(deadline) && ctx.Err() == nil {
+				tok := pick(rng)
+				if tok == "" {
+					break
+				}
 				t0 := time.Now()
-				if !b.get(ctx, path, pick(rng)) {
+				if !b.get(ctx, path, tok) {
 					errs++
 				}
 				lat = append(lat, time.Since(t0))
@@ -271,7 +287,7 @@ func (b *bench) interleave(ctx context.Context, rounds int, vs []variant, pick f
 	for round := range rounds {
 		for _, i := range orders[round%len(orders)] {
 			runtime.GC()
-			r := b.load(ctx, vs[i].path, pick)
+			r := b.load(ctx, vs[i].path, b.cfg.conc, pick)
 			out[i].perRound = append(out[i].perRound, r.rps())
 			out[i].reqs += r.reqs
 			out[i].errs += r.errs
@@ -431,6 +447,10 @@ func (b *bench) run(ctx context.Context) (string, int) {
 	fmt.Fprintf(&r, "\nWarm-up (each of %d tokens 3 times, 64 concurrent workers): tokenguard %d introspections, go-cache style %d.\n", c.tokens, warmTG, warmCached)
 	fmt.Fprintf(&r, "Stampede (32 concurrent first requests on a new token, upstream 50 ms, mean of 5): tokenguard %.1f introspections, go-cache style %.1f.\n", stTG, stCached)
 
+	cold := b.runCold(ctx, &r, sdkRounds)
+	fmt.Fprintf(&r, "A cold request over HTTP costs %s of process CPU (API, load generator and authorization server together) more than a hot one.\n",
+		fmtDur(cold.http.cpuPerReq()-hotRes[1].cpuPerReq()))
+
 	hit, goCacheHit := inProcessHit(b)
 	hitNs, hitAllocs := hit.ns, hit.allocs
 	mem := b.memoryPerEntry()
@@ -475,8 +495,17 @@ func (b *bench) run(ctx context.Context) (string, int) {
 	add("<= 2 KiB heap per cached entry", fmt.Sprintf("%.0f B", mem), mem <= 2048)
 	q = ratio(float64(reused), float64(fresh))
 	add("miss path: reused assertion CPU <= 1/5 of fresh", fmt.Sprintf("%.3f", q), q > 0 && q <= 0.2)
+	q = paired(cold.http, cold.sdk)
+	add("cold tokens, HTTP: >= 3 x per-request introspection", fmt.Sprintf("%.1f x", q), q >= 3)
+	for _, t := range []struct {
+		name string
+		res  loadResult
+	}{{"HTTP/2 offered", cold.tls2}, {"HTTP/1.1 only", cold.tls1}} {
+		hs := perThousand(t.res.handshakes, t.res.reqs)
+		add(fmt.Sprintf("cold tokens, TLS, %d connections, %s: <= 1 TLS handshake per 1,000 requests", c.coldConc, t.name), fmt.Sprintf("%.2f", hs), hs <= 1 && t.res.reqs > 0)
+	}
 	errs := 0
-	for _, res := range slices.Concat(hot3, aa, hotSDK, uni2, uniSDK, zipf2, zipfSDK) {
+	for _, res := range slices.Concat(hot3, aa, hotSDK, uni2, uniSDK, zipf2, zipfSDK, []loadResult{cold.http, cold.sdk, cold.tls2, cold.tls1, cold.std1}) {
 		errs += res.errs
 	}
 	add("every load request answered 200", fmt.Sprint(errs, " non-200"), errs == 0)
@@ -643,7 +672,7 @@ func (t recordingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func (b *bench) memoryPerEntry() float64 {
 	body := b.typicalBody()
 	key, _ := clientauth.ParseKey(b.appKey)
-	auth, _ := key.PrivateKeyJWT(b.srv.Issuer(), clientauth.WithReuse())
+	auth, _ := key.PrivateKeyJWT(b.srv.Issuer())
 	c, _ := introspect.New("https://issuer.example/oauth/v2/introspect", auth, introspect.WithCacheSize(b.cfg.entries),
 		introspect.WithHTTPClient(&http.Client{Transport: cannedTransport{body}}))
 	runtime.GC()
@@ -674,7 +703,7 @@ func cpuPerMiss(appKey []byte, issuer string) (fresh, reused time.Duration) {
 		}
 		return (cpuTime() - start) / time.Duration(n)
 	}
-	return measure(300), measure(3000, clientauth.WithReuse())
+	return measure(300, clientauth.WithFreshAssertions()), measure(3000)
 }
 
 func cpuTime() time.Duration {

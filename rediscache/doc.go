@@ -5,7 +5,7 @@
 // LRU miss, inside the same singleflight as the introspection call, so a
 // token costs one introspection across all replicas per cache lifetime:
 //
-//	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+//	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
 //	secret := ... // at least 32 random bytes, the same for every replica of the API, never in Redis
 //	shared, err := rediscache.New(rdb, issuer+" "+apiClientID, secret)
 //	guard, err := tokenguard.New(ctx, tokenguard.Config{...,
@@ -22,7 +22,7 @@
 // window) and the revocation TTL; inactive results for the negative TTL,
 // errors never. A replica reading an entry applies its own max TTL to it
 // (package introspect does). Every Redis call has a short timeout (default
-// 50 ms); when Redis is down, slow or full, requests carry on with the LRU
+// 50 ms, which go-redis honours only with ContextTimeoutEnabled); when Redis is down, slow or full, requests carry on with the LRU
 // and introspection, and the failure is logged and counted ([Cache.Errors]).
 //
 // # Security
@@ -41,7 +41,7 @@
 //   - Invalidation messages are sealed with AES-256-GCM under a key derived
 //     from the secret, with the channel as associated data; they carry the
 //     token's cache key, the subject or the jti only inside the ciphertext,
-//     padded to 64 bytes. The channel is named after an HMAC of the namespace
+//     padded to a multiple of 64 bytes. The channel is named after an HMAC of the namespace
 //     under the secret, so APIs that share a Redis never hear each other. A
 //     message that does not open, or is older than the revocation TTL, is
 //     ignored and counted ([Cache.Rejected]). A replayed message repeats an

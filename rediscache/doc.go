@@ -22,8 +22,9 @@
 // window) and the revocation TTL; inactive results for the negative TTL,
 // errors never. A replica reading an entry applies its own max TTL to it
 // (package introspect does). Every Redis call has a short timeout (default
-// 50 ms, which go-redis honours only with ContextTimeoutEnabled); when Redis is down, slow or full, requests carry on with the LRU
-// and introspection, and the failure is logged and counted ([Cache.Errors]).
+// 50 ms, which go-redis honours only with ContextTimeoutEnabled); when Redis
+// is down, slow or full, requests carry on with the LRU and introspection,
+// and the failure is logged and counted ([Cache.Errors]).
 //
 // # Security
 //
@@ -41,8 +42,9 @@
 //   - Invalidation messages are sealed with AES-256-GCM under a key derived
 //     from the secret, with the channel as associated data; they carry the
 //     token's cache key, the subject or the jti only inside the ciphertext,
-//     padded to a multiple of 64 bytes. The channel is named after an HMAC of the namespace
-//     under the secret, so APIs that share a Redis never hear each other. A
+//     padded to a multiple of 64 bytes. The channel is named after an HMAC
+//     of the namespace under the secret, so APIs that share a Redis never
+//     hear each other. A
 //     message that does not open, or is older than the revocation TTL, is
 //     ignored and counted ([Cache.Rejected]). A replayed message repeats an
 //     invalidation at its original time: it refuses only answers obtained

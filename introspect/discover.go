@@ -20,10 +20,14 @@ const maxDiscoverySize = 1 << 20
 // The document's issuer is what client assertions must use as their audience.
 // A nil httpClient means [http.DefaultClient]; ctx bounds the request.
 // Network errors, 5xx and unparseable documents match [ErrUnavailable].
+// Redirects are not followed, whatever httpClient's CheckRedirect says (it
+// is not changed): a 3xx answer is a [*RedirectError], which matches
+// [ErrUnavailable], so that no other host can choose the endpoint.
 func Discover(ctx context.Context, issuer string, httpClient *http.Client) (*oidc.DiscoveryConfiguration, error) {
 	if httpClient == nil {
 		httpClient = http.DefaultClient
 	}
+	httpClient = withoutRedirects(httpClient)
 	wellKnown := strings.TrimSuffix(issuer, "/") + oidc.DiscoveryEndpoint
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, wellKnown, nil)
 	if err != nil {
@@ -41,6 +45,8 @@ func Discover(ctx context.Context, issuer string, httpClient *http.Client) (*oid
 		return nil, fmt.Errorf("introspect: discovery at %s: %w", wellKnown, unavailable("reading: %w", err))
 	case len(body) > maxDiscoverySize:
 		return nil, fmt.Errorf("introspect: discovery at %s: %w", wellKnown, unavailable("document exceeds %d bytes", maxDiscoverySize))
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return nil, fmt.Errorf("introspect: discovery for issuer %q: %w", issuer, newRedirectError(wellKnown, resp, ""))
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
 		return nil, fmt.Errorf("introspect: discovery at %s: %w", wellKnown, unavailable("status %d", resp.StatusCode))
 	case resp.StatusCode != http.StatusOK:

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,32 +20,110 @@ import (
 	"github.com/tokenguard/tokenguard/internal/telemetry"
 )
 
-// call makes one introspection, guarded by the circuit breaker and the
-// in-flight limit, with retries.
+// prepareTransport applies the transport rules to the endpoint and the
+// options; New calls it after applying the options. A plain-http endpoint
+// must be on loopback unless WithInsecureAllowHTTP; the HTTP client is
+// replaced by a copy that does not follow redirects.
+func (cfg *config) prepareTransport(u *url.URL) error {
+	if u.Scheme == "http" && !cfg.insecureHTTP && !isLoopback(u.Hostname()) {
+		return fmt.Errorf("introspect: endpoint %q uses plain http on a host that is not loopback, and each request carries a token and this client's credentials: use https, or WithInsecureAllowHTTP (tokenguard: Config.InsecureAllowHTTP) on a trusted network", u.Redacted())
+	}
+	if cfg.attemptTimeout <= 0 {
+		return fmt.Errorf("introspect: attempt timeout %v must be positive", cfg.attemptTimeout)
+	}
+	cfg.httpClient = withoutRedirects(cfg.httpClient)
+	return nil
+}
+
+// isLoopback reports whether host is localhost or a loopback IP address.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// withoutRedirects returns a shallow copy of hc that never follows a
+// redirect: the 3xx response itself comes back, and is refused. hc itself,
+// which may be the caller's, is not changed.
+func withoutRedirects(hc *http.Client) *http.Client {
+	cp := *hc
+	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cp
+}
+
+// callDirect is [Client.call] for a caller without the cache: the call is
+// bounded by the Client's timeout inside the caller's own ctx, and ends
+// early if the caller hangs up.
+func (c *Client) callDirect(ctx context.Context, token string) (*Response, error) {
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.timeout)
+	defer cancel()
+	return c.callFor(cctx, ctx, token)
+}
+
+// call makes one introspection for a singleflight flight. ctx is the
+// flight's own, bounded by the Client's timeout and cancelled by no caller:
+// when it ends, the server failed to answer in time.
 func (c *Client) call(ctx context.Context, token string) (*Response, error) {
-	if err := c.breaker.allow(c.cfg.now()); err != nil {
+	return c.callFor(ctx, nil, token)
+}
+
+// callFor makes one introspection, guarded by the circuit breaker and the
+// in-flight limit, with retries; ctx bounds it. caller, if not nil, is the
+// context of the one caller that waits for it: when that is done, the
+// caller gave up, and the outcome says nothing about the server. It is not
+// counted by the breaker and is reported as the caller's context error,
+// which does not match ErrUnavailable.
+func (c *Client) callFor(ctx, caller context.Context, token string) (*Response, error) {
+	probe, err := c.breaker.allow(c.cfg.now())
+	if err != nil {
 		return nil, err
 	}
-	select {
-	case c.sem <- struct{}{}:
-	default:
-		t := time.NewTimer(c.cfg.flightWait)
-		select {
-		case c.sem <- struct{}{}:
-			t.Stop()
-		case <-t.C:
-			return nil, &UnavailableError{Reason: fmt.Sprintf("%d introspections already in flight", cap(c.sem)), RetryAfter: time.Second}
-		case <-ctx.Done():
-			t.Stop()
-			return nil, unavailable("waiting for an in-flight slot: %w", ctx.Err())
-		}
+	if err := c.acquire(ctx); err != nil { // the in-flight limit: not the server's answer
+		c.breaker.release(probe)
+		return nil, gaveUp(caller, err)
 	}
-	defer func() { <-c.sem }()
 	ctx, done := c.metrics.StartIntrospection(ctx, c.server)
 	r, err := c.fetchWithRetries(ctx, token)
-	c.breaker.record(err, c.cfg.now())
+	if err != nil && caller != nil && caller.Err() != nil {
+		c.breaker.release(probe)
+		err = gaveUp(caller, err)
+	} else {
+		c.breaker.record(probe, err, c.cfg.now())
+	}
 	done(resultOf(r, err))
 	return r, err
+}
+
+// gaveUp returns err, or the caller's context error if the caller is gone.
+func gaveUp(caller context.Context, err error) error {
+	if caller == nil || caller.Err() == nil {
+		return err
+	}
+	if cause := context.Cause(caller); cause != caller.Err() {
+		return fmt.Errorf("introspect: the caller stopped waiting: %w: %w", caller.Err(), cause)
+	}
+	return fmt.Errorf("introspect: the caller stopped waiting: %w", caller.Err())
+}
+
+// acquire takes an in-flight slot, waiting up to the in-flight wait for one.
+func (c *Client) acquire(ctx context.Context) error {
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(c.cfg.flightWait)
+	defer t.Stop()
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	case <-t.C:
+		return &UnavailableError{Reason: fmt.Sprintf("%d introspections already in flight", cap(c.sem)), RetryAfter: time.Second}
+	case <-ctx.Done():
+		return unavailable("waiting for an in-flight slot: %w", ctx.Err())
+	}
 }
 
 func resultOf(r *Response, err error) telemetry.Result {
@@ -61,15 +140,18 @@ func resultOf(r *Response, err error) telemetry.Result {
 	return telemetry.Failed
 }
 
-// fetchWithRetries retries network errors and 5xx answers with exponential
-// backoff and full jitter, while the deadline leaves time for the wait.
+// fetchWithRetries retries network errors, 5xx answers and attempts that
+// ran out of their own time, with exponential backoff and full jitter,
+// while the deadline leaves time for the wait. It is called holding an
+// in-flight slot; each attempt gives its slot back when it ends, and a
+// retry waits for one again, so that no slot is held during a backoff.
 func (c *Client) fetchWithRetries(ctx context.Context, token string) (*Response, error) {
 	for attempt := 0; ; attempt++ {
-		r, err := c.fetch(ctx, token)
-		if err == nil || attempt >= c.cfg.retries || !retryable(err) || ctx.Err() != nil {
+		r, retry, err := c.attempt(ctx, token)
+		if err == nil || attempt >= c.cfg.retries || !retry || ctx.Err() != nil {
 			return r, err
 		}
-		wait := rand.N(min(c.cfg.backoff<<attempt, time.Second) + 1)
+		wait := rand.N(maxBackoff(c.cfg.backoff, attempt) + 1)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
 			return r, err
 		}
@@ -80,7 +162,43 @@ func (c *Client) fetchWithRetries(ctx context.Context, token string) (*Response,
 			t.Stop()
 			return r, err
 		}
+		if c.acquire(ctx) != nil {
+			return r, err // the server's failure says more than the wait for a slot
+		}
 	}
+}
+
+// attempt makes one request, bounded by the attempt timeout inside ctx, and
+// then gives back the in-flight slot that its caller took. It reports
+// whether the failure is worth retrying.
+func (c *Client) attempt(ctx context.Context, token string) (_ *Response, retry bool, _ error) {
+	defer func() { <-c.sem }()
+	actx, cancel := context.WithTimeout(ctx, c.cfg.attemptTimeout)
+	defer cancel()
+	r, err := c.fetch(actx, token)
+	var te *transportError
+	if err != nil && actx.Err() != nil && ctx.Err() == nil && errors.As(err, &te) {
+		// The attempt's own deadline, not the call's: a hung server,
+		// worth asking again on a new connection.
+		return nil, true, &transportError{fmt.Errorf("no answer within the attempt timeout (%v): %w", c.cfg.attemptTimeout, te.err)}
+	}
+	return r, retryable(err), err
+}
+
+// maxBackoff is the longest wait before the retry after attempt: base
+// doubled for each attempt, capped at a second. The doubling stops at the
+// cap, so that no attempt number can overflow it; a base that is not
+// positive means no wait.
+func maxBackoff(base time.Duration, attempt int) time.Duration {
+	const ceiling = time.Second
+	if base <= 0 {
+		return 0
+	}
+	d := min(base, ceiling)
+	for ; attempt > 0 && d < ceiling; attempt-- {
+		d <<= 1
+	}
+	return min(d, ceiling)
 }
 
 // retryable reports network errors and 5xx answers; never 4xx, timeouts of
@@ -132,6 +250,9 @@ func (c *Client) fetch(ctx context.Context, token string) (*Response, error) {
 	if len(body) > MaxResponseSize {
 		return nil, unavailable("response body exceeds %d bytes", MaxResponseSize)
 	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 { // never followed: see withoutRedirects
+		return nil, newRedirectError(c.endpoint, resp, token)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, errorFromResponse(resp, body, c.cfg.now(), token)
 	}
@@ -165,4 +286,45 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// RedirectError is an [ErrUnavailable] for an endpoint that answered with a
+// redirect (any 3xx status). Introspection and discovery never follow
+// redirects: the request would carry the token and this client's
+// credentials to whatever host the Location header names. It is a
+// configuration problem, not an outage: configure the final URL.
+type RedirectError struct {
+	URL        string // the URL asked: the configured endpoint or the discovery URL
+	StatusCode int
+	Location   string // where the redirect pointed, without its query; "" if nowhere
+}
+
+// Error says where the redirect pointed and what to do about it.
+func (e *RedirectError) Error() string {
+	to := e.Location
+	if to == "" {
+		to = "nowhere (no Location header)"
+	}
+	return fmt.Sprintf("introspect: %s answered %d %s, a redirect to %s; tokenguard does not follow redirects: configure the final URL (a configuration problem)",
+		e.URL, e.StatusCode, http.StatusText(e.StatusCode), to)
+}
+
+// Is makes errors.Is(err, ErrUnavailable) true: requests fail with 503
+// until the configuration is fixed.
+func (e *RedirectError) Is(target error) bool { return target == ErrUnavailable }
+
+// newRedirectError describes a redirect answered to a request for asked.
+// The Location comes from the server: its query, fragment and user info are
+// dropped and the token, if any, is cut out of it.
+func newRedirectError(asked string, resp *http.Response, token string) *RedirectError {
+	e := &RedirectError{URL: asked, StatusCode: resp.StatusCode}
+	if loc, err := resp.Location(); err == nil {
+		loc.RawQuery, loc.ForceQuery, loc.Fragment, loc.RawFragment, loc.User = "", false, "", "", nil
+		s := loc.String()
+		if token != "" {
+			s = strings.ReplaceAll(strings.ReplaceAll(s, token, "[token]"), url.PathEscape(token), "[token]")
+		}
+		e.Location = truncate(s, 200)
+	}
+	return e
 }

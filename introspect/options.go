@@ -95,7 +95,9 @@ func defaultConfig() config {
 
 // WithHTTPClient sets the HTTP client for introspection requests. Default: a
 // client on [http.DefaultTransport]. Its own Timeout, if any, applies on top
-// of [WithTimeout].
+// of [WithTimeout]. Redirects are never followed, whatever its CheckRedirect
+// says: [New] uses a shallow copy, leaving c unchanged, and a 3xx answer is
+// a [*RedirectError].
 func WithHTTPClient(c *http.Client) Option {
 	return func(cfg *config) {
 		if c != nil {
@@ -104,7 +106,8 @@ func WithHTTPClient(c *http.Client) Option {
 	}
 }
 
-// WithTimeout bounds each introspection call, including reading the response.
+// WithTimeout bounds each introspection call, including reading the response
+// and any retries; [WithAttemptTimeout] bounds each attempt inside it.
 // Default: [DefaultTimeout] (10 s). A cached call that several requests wait
 // on runs for this long even if the request that started it goes away.
 func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
@@ -160,6 +163,8 @@ func WithStaleIfError(d time.Duration) Option { return func(c *config) { c.stale
 // WithMaxInFlight bounds how many introspection requests run at once; a call
 // beyond it waits up to wait for a slot, then fails with [ErrUnavailable], so
 // that a flood of distinct tokens cannot overload the server or this process.
+// A slot is held for one attempt ([WithAttemptTimeout]), not during the
+// backoff before a retry, which waits for a slot again.
 // Default: [DefaultMaxInFlight] (64), [DefaultInFlightWait] (250 ms).
 func WithMaxInFlight(n int, wait time.Duration) Option {
 	return func(c *config) { c.maxInFlight, c.flightWait = n, wait }

@@ -240,28 +240,95 @@ func TestHungServerFreesSlotsAtTheAttemptDeadline(t *testing.T) {
 	}
 }
 
+// TestFloodOfNewTokensSparesCachedOnes: what the in-flight limit protects
+// and what it does not. While new tokens keep every slot busy, the server
+// sees no more requests than the limit and further new tokens are refused
+// (503); a token already cached is answered without asking.
+func TestFloodOfNewTokensSparesCachedOnes(t *testing.T) {
+	t.Parallel()
+	var calls, hung atomic.Int64
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if strings.HasPrefix(r.PostFormValue("token"), "flood") {
+			hung.Add(1)
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"active":false}`))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"active":true,"aud":"p"}`))
+	}))
+	t.Cleanup(srv.Close)
+	c, err := introspect.New(srv.URL, secretAuth, introspect.WithMaxInFlight(2, 20*time.Millisecond), introspect.WithRetries(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Introspect(context.Background(), "cached"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 2)
+	for i := range 2 {
+		go func() {
+			_, err := c.Introspect(context.Background(), fmt.Sprint("flood-", i))
+			done <- err
+		}()
+	}
+	for hung.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	var ue *introspect.UnavailableError
+	if _, err := c.Introspect(context.Background(), "flood-2"); !errors.As(err, &ue) || introspect.RetryAfter(err) != time.Second {
+		t.Errorf("a third new token with both slots busy: err = %v, want the in-flight limit (retry after 1s)", err)
+	}
+	before := calls.Load()
+	if _, err := c.Introspect(context.Background(), "cached"); err != nil || calls.Load() != before {
+		t.Errorf("cached token during the flood: err = %v, %d calls; want a cache hit", err, calls.Load()-before)
+	}
+	if n := calls.Load(); n != 3 {
+		t.Errorf("the server saw %d requests, want 3: one for the cached token, one per slot", n)
+	}
+	close(release)
+	for range 2 {
+		if err := <-done; !errors.Is(err, introspect.ErrInactive) {
+			t.Errorf("flood token: err = %v, want ErrInactive", err)
+		}
+	}
+}
+
 // TestManyRetriesDoNotPanic: a large retry count must not overflow the
-// backoff (a panic inside a singleflight flight would crash the process).
+// backoff (a panic inside a singleflight flight would crash the process):
+// New refuses it, or every retry is made. TestBackoffNeverOverflows checks
+// the backoff itself for 2,000 attempts.
 func TestManyRetriesDoNotPanic(t *testing.T) {
 	t.Parallel()
-	synctest.Test(t, func(t *testing.T) {
-		var calls atomic.Int64
-		hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			calls.Add(1)
-			return &http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
-		})}
-		c, err := introspect.New("https://as.example.com/introspect", secretAuth, introspect.WithHTTPClient(hc),
-			introspect.WithRetries(1000, time.Millisecond), introspect.WithTimeout(24*time.Hour), introspect.WithCircuitBreaker(0, 0))
-		if err != nil {
-			t.Skipf("New refuses 1000 retries: %v", err) // refusing is fine too; panicking is not
-		}
-		if _, err := c.Introspect(context.Background(), "tok"); !errors.Is(err, introspect.ErrUnavailable) {
-			t.Errorf("Introspect() err = %v, want ErrUnavailable", err)
-		}
-		if n := calls.Load(); n != 1001 {
-			t.Errorf("%d requests, want 1001", n)
-		}
-	})
+	for _, n := range []int{1000, introspect.MaxRetries} {
+		synctest.Test(t, func(t *testing.T) {
+			var calls atomic.Int64
+			hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				calls.Add(1)
+				return &http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+			})}
+			c, err := introspect.New("https://as.example.com/introspect", secretAuth, introspect.WithHTTPClient(hc),
+				introspect.WithRetries(n, time.Nanosecond), introspect.WithTimeout(24*time.Hour), introspect.WithCircuitBreaker(0, 0))
+			if err != nil {
+				if n <= introspect.MaxRetries {
+					t.Fatalf("New(WithRetries(%d)) err = %v", n, err)
+				}
+				return // refusing is fine; panicking is not
+			}
+			if _, err := c.Introspect(context.Background(), "tok"); !errors.Is(err, introspect.ErrUnavailable) {
+				t.Errorf("Introspect() with %d retries: err = %v, want ErrUnavailable", n, err)
+			}
+			if got := calls.Load(); got != int64(n+1) {
+				t.Errorf("%d requests with %d retries, want %d", got, n, n+1)
+			}
+		})
+	}
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

@@ -295,7 +295,7 @@ func TestClientAuthRejected(t *testing.T) {
 	t.Run("WithReuse undoes WithFreshAssertions", func(t *testing.T) {
 		t.Parallel()
 		p, _ := NewPrivateKeyJWT(testRSAKey(t), "k", "c", issuer, WithFreshAssertions(), WithReuse())
-		if form(p).Get("client_assertion") != form(p).Get("client_assertion") {
+		if a, b := form(p), form(p); a.Get("client_assertion") != b.Get("client_assertion") {
 			t.Errorf("WithFreshAssertions(), WithReuse() signs per call, want reuse")
 		}
 	})

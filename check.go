@@ -363,8 +363,19 @@ func checkToken(ctx context.Context, g *Guard, cfg Config, token string) (string
 	case http.StatusInternalServerError:
 		return "", fmt.Errorf("tokenguard: introspection failed (%w): check the key and the issuer", e)
 	}
-	return "", fmt.Errorf("tokenguard: the API would refuse it with %d %s: %s%s: %w", e.StatusCode, e.Code, e.Description, tokenHint(e, token, cfg), e)
+	msg := fmt.Sprintf("tokenguard: the API would refuse it with %d %s: %s%s", e.StatusCode, e.Code, e.Description, tokenHint(e, token, cfg))
+	return "", &explained{msg: msg, cause: e}
 }
+
+// explained is an error whose message is written for the user in full,
+// with the cause kept for errors.Is and errors.As.
+type explained struct {
+	msg   string
+	cause error
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.cause }
 
 // tokenHint says what to change about a refused token, as tokenguard
 // inspect explains it; the descriptions of inactive and wrong-audience

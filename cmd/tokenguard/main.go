@@ -3,6 +3,7 @@
 //	tokenguard dev     [-addr 127.0.0.1:9000] [-out DIR]
 //	tokenguard token   -issuer URL -key-file service-user.json -project-id ID [-scope S]... [-json]
 //	tokenguard inspect -issuer URL -key-file api-app.json -project-id ID [-role R]... [-json] [TOKEN]
+//	tokenguard doctor  -issuer URL -key-file api-app.json -project-id ID [-internal-url URL] [TOKEN]
 //
 // dev runs the development authorization server with one project, one API
 // application and two service users (admin-bot with roles admin and reader,
@@ -10,13 +11,16 @@
 // commands to copy. token signs a JWT with a service user's key and trades it
 // for an access token with the project audience scope. inspect introspects a
 // token (an argument, or standard input) as the API would and explains the
-// verdict. The project's load benchmark is not part of this command: it is
-// internal/cmd/bench in the repository (see BENCHMARKS.md).
+// verdict. doctor checks the API's configuration against the server and
+// prints one line per check (see tokenguard.Check). The project's load
+// benchmark is not part of this command: it is internal/cmd/bench in the
+// repository (see BENCHMARKS.md).
 //
-// Exit status: 0 success (for inspect: the API would accept the token); 1 the
-// API would refuse the token; 2 bad usage; 3 a configuration problem (key
-// file, issuer URL, rejected credentials); 4 the authorization server could
-// not be reached or failed. Errors are one line on standard error.
+// Exit status: 0 success (for inspect: the API would accept the token; for
+// doctor: every check passed); 1 the API would refuse the token; 2 bad
+// usage; 3 a configuration problem (key file, issuer URL, rejected
+// credentials, clock skew); 4 the authorization server could not be reached
+// or failed. Errors are one line on standard error.
 package main
 
 import (
@@ -43,6 +47,7 @@ const usage = `usage:
   tokenguard dev     [-addr 127.0.0.1:9000] [-out DIR]
   tokenguard token   -issuer URL -key-file service-user.json -project-id ID [-scope S]... [-json]
   tokenguard inspect -issuer URL -key-file api-app.json -project-id ID [-role R]... [-json] [TOKEN]
+  tokenguard doctor  -issuer URL -key-file api-app.json -project-id ID [-internal-url URL] [TOKEN]
 Run 'tokenguard COMMAND -h' for a command's flags.
 `
 
@@ -79,6 +84,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runToken(ctx, args[1:], stdout, stderr)
 	case "inspect":
 		err = runInspect(ctx, args[1:], stdin, stdout, stderr)
+	case "doctor":
+		err = runDoctor(ctx, args[1:], stdin, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -13,6 +13,7 @@ import (
 	"github.com/tokenguard/tokenguard/clientauth"
 	"github.com/tokenguard/tokenguard/devserver"
 	"github.com/tokenguard/tokenguard/internal/testcert"
+	"github.com/tokenguard/tokenguard/middleware"
 )
 
 // publicWorld is a development server that names itself by a public issuer
@@ -72,8 +73,9 @@ func (w *publicWorld) authenticate(t *testing.T, g *tokenguard.Guard) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, "/api", nil)
 	req.Header.Set("Authorization", "Bearer "+w.token)
-	claims, err := g.Authenticate(req)
-	if err != nil {
+	ctx, err := g.Authenticate(req)
+	claims, _ := middleware.ClaimsFromContext(ctx)
+	if err != nil || claims == nil {
 		t.Fatalf("Authenticate() err = %v, want the token accepted", err)
 	}
 	if claims.Subject != w.user.UserID || !claims.Roles.Has("reader") {

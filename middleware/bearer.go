@@ -6,16 +6,23 @@ import "strings"
 const MaxTokenSize = 8 << 10
 
 // ParseAuthorization extracts a bearer token (RFC 6750 §2.1) from the values
-// of the Authorization header. It returns [ErrNoToken] when there is no
-// header, an empty one or a scheme other than Bearer, and an error matching
-// [ErrMalformed] for two headers, an oversized one, or a token that is not a
-// b64token. The scheme is matched case-insensitively.
-func ParseAuthorization(values []string) (string, error) {
+// of an Authorization header, or of "authorization" gRPC metadata, for
+// [Middleware.Check]. No value, an empty one or a scheme other than Bearer
+// is a 401 without error code (wrapping [ErrNoToken]); two values, an
+// oversized one (over [MaxTokenSize]), a Bearer scheme without a token, or a
+// token outside the b64token set is a 400 invalid_request (wrapping
+// [ErrMalformed]). The scheme is matched case-insensitively.
+func ParseAuthorization(values []string) (string, *Error) {
 	token, err := parseBearer(values)
-	if err == nil && !isB64Token(token) {
-		return "", errNotB64Token
+	switch {
+	case err == ErrNoToken:
+		return "", noToken()
+	case err != nil:
+		return "", badRequest(err.(malformedError))
+	case !isB64Token(token):
+		return "", badRequest(errNotB64Token)
 	}
-	return token, err
+	return token, nil
 }
 
 // parseBearer is ParseAuthorization without the b64token check, which the
@@ -89,8 +96,12 @@ func isB64Token(s string) bool {
 	return true
 }
 
-// errNotB64Token refuses a token that cannot be valid.
-const errNotB64Token = malformedError("token has characters outside the RFC 6750 b64token set")
+// Malformed requests, refused before any introspection.
+const (
+	errNotB64Token = malformedError("token has characters outside the RFC 6750 b64token set")
+	errTooLarge    = malformedError("token exceeds 8 KiB")
+	errTwoSources  = malformedError("token sent in more than one way (RFC 6750 section 2)")
+)
 
 type malformedError string
 

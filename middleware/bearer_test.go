@@ -16,7 +16,9 @@ func TestParseAuthorization(t *testing.T) {
 		wantErr error
 	}{
 		{nil, "", middleware.ErrNoToken},
+		{[]string{}, "", middleware.ErrNoToken},
 		{[]string{""}, "", middleware.ErrNoToken},
+		{[]string{"   "}, "", middleware.ErrNoToken},
 		{[]string{"Basic abc"}, "", middleware.ErrNoToken},
 		{[]string{"Bearer abc"}, "abc", nil},
 		{[]string{"bearer abc"}, "abc", nil},
@@ -32,8 +34,18 @@ func TestParseAuthorization(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got, err := middleware.ParseAuthorization(tt.values)
-		if got != tt.want || !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
-			t.Errorf("ParseAuthorization(%.40q) = %q, %v; want %q, %v", tt.values, got, err, tt.want, tt.wantErr)
+		if err == nil {
+			if got != tt.want || tt.wantErr != nil {
+				t.Errorf("ParseAuthorization(%.40q) = %q, nil; want %q, %v", tt.values, got, tt.want, tt.wantErr)
+			}
+			continue
+		}
+		wantStatus, wantCode := 400, middleware.CodeInvalidRequest
+		if tt.wantErr == middleware.ErrNoToken {
+			wantStatus, wantCode = 401, ""
+		}
+		if got != "" || !errors.Is(err, tt.wantErr) || err.StatusCode != wantStatus || err.Code != wantCode || err.Description == "" {
+			t.Errorf("ParseAuthorization(%.40q) = %q, %+v; want %v (%d %q)", tt.values, got, err, tt.wantErr, wantStatus, wantCode)
 		}
 	}
 }
@@ -56,7 +68,7 @@ func FuzzParseAuthorization(f *testing.F) {
 			}
 		}
 		if err != nil {
-			if tok != "" || !(errors.Is(err, middleware.ErrNoToken) || errors.Is(err, middleware.ErrMalformed)) {
+			if tok != "" || !(errors.Is(err, middleware.ErrNoToken) && err.StatusCode == 401 || errors.Is(err, middleware.ErrMalformed) && err.StatusCode == 400) {
 				t.Fatalf("ParseAuthorization(%q) = %q, %v", v, tok, err)
 			}
 			return

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"github.com/tokenguard/tokenguard/introspect"
@@ -23,7 +24,8 @@ type Claims struct {
 	Roles    introspect.Roles // the project's roles (see WithProjectID); read-only
 	Expiry   time.Time        // exp; zero if the server sent none
 
-	resp *introspect.Response // shared with the cache: never handed out
+	resp  *introspect.Response // shared with the cache: never handed out
+	token string               // for Watch; never handed out
 }
 
 // NewClaims returns the claims that the middleware hands to handlers for the
@@ -69,19 +71,39 @@ func (c *Claims) Response() *introspect.Response {
 	return c.resp.Clone()
 }
 
-type ctxKey struct{}
+type (
+	ctxKey     struct{}
+	requestKey struct{}
+)
 
-// claimsContext carries Claims in the same allocation as the context node.
+// claimsContext carries Claims, and the HTTP request being decided, in the
+// same allocation as the context node.
 type claimsContext struct {
 	context.Context
+	req    *http.Request // nil outside HTTP
 	claims Claims
 }
 
 func (c *claimsContext) Value(key any) any {
-	if _, ok := key.(ctxKey); ok {
+	switch key.(type) {
+	case ctxKey:
 		return &c.claims
+	case requestKey:
+		if c.req != nil {
+			return c.req
+		}
 	}
 	return c.Context.Value(key)
+}
+
+// RequestFromContext returns the HTTP request that a [Requirement] or a
+// validator ([WithValidator]) is deciding on, so that it can compare the
+// claims with a path parameter or a header. It reports false outside HTTP
+// ([Middleware.Check]). The request is the one the middleware received; a
+// handler has its own.
+func RequestFromContext(ctx context.Context) (*http.Request, bool) {
+	r, ok := ctx.Value(requestKey{}).(*http.Request)
+	return r, ok
 }
 
 // NewContext returns a copy of ctx that carries a copy of c. Handler tests use

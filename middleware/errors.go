@@ -9,13 +9,17 @@ import (
 	"time"
 )
 
-// Errors that [Middleware.Authenticate] returns, wrapped in an [*Error].
-// Branch on them with errors.Is.
+// Errors that [Middleware.Authenticate] and [Middleware.Check] return, and
+// that end a [Middleware.Watch] context, wrapped in an [*Error]. Branch on
+// them with errors.Is. ErrRevoked ends a watched request whose cached
+// decision was invalidated; ErrPolicy wraps a [WithValidator] refusal.
 var (
 	ErrNoToken       = errors.New("middleware: no bearer token")
 	ErrMalformed     = errors.New("middleware: malformed request")
 	ErrInactive      = errors.New("middleware: token is not active")
 	ErrExpired       = errors.New("middleware: token has expired")
+	ErrRevoked       = errors.New("middleware: token's decision was invalidated")
+	ErrPolicy        = errors.New("middleware: token refused by this API's validator")
 	ErrNotYetValid   = errors.New("middleware: token is not valid yet")
 	ErrAudience      = errors.New("middleware: token audience does not match")
 	ErrForbidden     = errors.New("middleware: token lacks a required role or scope")
@@ -34,9 +38,10 @@ const (
 // server gave none.
 const DefaultRetryAfter = 5 * time.Second
 
-// Error is a refused request: what to tell the client, and why. Every error
-// [Middleware.Authenticate] returns is an *Error; its Description is written
-// for the client and never contains the token or upstream details.
+// Error is a refused request: what to tell the client, and why. Every
+// refusal of [Middleware.Authenticate] and [Middleware.Check] is an *Error;
+// its Description is written for the client and never contains the token or
+// upstream details.
 type Error struct {
 	StatusCode  int           // 400, 401, 403, 500 or 503
 	Code        string        // RFC 6750 error code; empty for a missing token and for 500/503

@@ -85,6 +85,9 @@ func New(in Introspector, audience string, opts ...Option) (*Middleware, error) 
 	if cfg.leeway < 0 {
 		return nil, fmt.Errorf("middleware: negative leeway %v", cfg.leeway)
 	}
+	if cfg.sources != nil && !slices.ContainsFunc(cfg.sources, func(s TokenSource) bool { return s.find != nil }) {
+		return nil, errors.New("middleware: WithTokenSource without a token source")
+	}
 	m := &Middleware{in: in, cfg: cfg, errorHandler: cfg.errorHandler, metrics: telemetry.New(cfg.meters, nil)}
 	if m.errorHandler == nil {
 		m.errorHandler = DefaultErrorHandler(cfg.realm)
@@ -104,7 +107,7 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler { return m.Require()(n
 func (m *Middleware) Require(reqs ...Requirement) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			cc, err := m.decide(r, reqs)
+			cc, err := m.decideRequest(w, r, reqs)
 			switch {
 			case err != nil:
 				m.errorHandler(w, r, err)
@@ -117,16 +120,35 @@ func (m *Middleware) Require(reqs ...Requirement) func(http.Handler) http.Handle
 	}
 }
 
-// Authenticate checks r as [Middleware.Require] would and returns the claims,
-// for frameworks that do not use net/http decorators. Every error is an
-// [*Error]; pass it to [Middleware.WriteError]. It returns nil, nil for an
-// anonymous request let through by [WithCredentialsOptional].
-func (m *Middleware) Authenticate(r *http.Request, reqs ...Requirement) (*Claims, error) {
-	cc, err := m.decide(r, reqs)
+// Authenticate checks r as [Middleware.Require] would, for frameworks that
+// do not use net/http decorators. It returns the context to serve r with:
+// r's context carrying the [Claims], or r's context itself for an anonymous
+// request let through by [WithCredentialsOptional]; pass a refusal to
+// [Middleware.WriteError]. On refusal the context is r's.
+func (m *Middleware) Authenticate(r *http.Request, reqs ...Requirement) (context.Context, *Error) {
+	cc, err := m.decideRequest(nil, r, reqs)
 	if err != nil || cc == nil {
-		return nil, err
+		return r.Context(), err
 	}
-	return &cc.claims, nil
+	return cc, nil
+}
+
+// Check decides for a token from any transport, as [Middleware.Require]
+// does for HTTP: the token must be active, within exp and nbf, for this
+// API's audience, and accepted by the validators ([WithValidator]) and reqs.
+// On success the returned context is ctx carrying the [Claims]; requirements
+// see no HTTP request ([RequestFromContext] reports false) unless ctx
+// carries one. An empty token is a 401 without error code (wrapping
+// [ErrNoToken]), or ctx itself, anonymous, with [WithCredentialsOptional] and
+// no reqs; a token over [MaxTokenSize] or outside RFC 6750's b64token set is
+// a 400. Transports extract the token with [ParseAuthorization]. On refusal
+// the context is ctx. Check is safe for concurrent use.
+func (m *Middleware) Check(ctx context.Context, token string, reqs ...Requirement) (context.Context, *Error) {
+	cc, err := m.decide(ctx, nil, token, reqs)
+	if err != nil || cc == nil {
+		return ctx, err
+	}
+	return cc, nil
 }
 
 // WriteError writes the response for an error from [Middleware.Authenticate]
@@ -135,74 +157,88 @@ func (m *Middleware) WriteError(w http.ResponseWriter, r *http.Request, err erro
 	m.errorHandler(w, r, err)
 }
 
+// decideRequest finds r's token and decides for it. w, if not nil, gets
+// Cache-Control: private for a token from the query (RFC 6750 §2.3).
+func (m *Middleware) decideRequest(w http.ResponseWriter, r *http.Request, reqs []Requirement) (*claimsContext, *Error) {
+	token, fromQuery, err := m.tokenOf(r)
+	if err != nil {
+		m.metrics.Decision(r.Context(), outcomeOf(err))
+		return nil, err
+	}
+	if fromQuery && w != nil && w.Header().Get("Cache-Control") == "" {
+		w.Header().Set("Cache-Control", "private")
+	}
+	return m.decide(r.Context(), r, token, reqs)
+}
+
 // decide is check, counted by outcome.
-func (m *Middleware) decide(r *http.Request, reqs []Requirement) (*claimsContext, error) {
-	cc, err := m.check(r, reqs)
+func (m *Middleware) decide(ctx context.Context, r *http.Request, token string, reqs []Requirement) (*claimsContext, *Error) {
+	cc, err := m.check(ctx, r, token, reqs)
 	outcome := telemetry.Allowed
-	if err != nil { // errors.As would allocate on the allowed path too
+	if err != nil {
 		outcome = outcomeOf(err)
 	}
-	m.metrics.Decision(r.Context(), outcome)
+	m.metrics.Decision(ctx, outcome)
 	return cc, err
 }
 
-func outcomeOf(err error) telemetry.Outcome {
-	var e *Error
-	if errors.As(err, &e) {
-		switch {
-		case e.StatusCode == http.StatusUnauthorized && e.Code == "":
-			return telemetry.NoToken
-		case e.StatusCode == http.StatusBadRequest:
-			return telemetry.InvalidRequest
-		case e.StatusCode == http.StatusUnauthorized:
-			return telemetry.InvalidToken
-		case e.StatusCode == http.StatusForbidden:
-			return telemetry.InsufficientScope
-		case e.StatusCode == http.StatusServiceUnavailable:
-			return telemetry.Unavailable
-		}
+func outcomeOf(e *Error) telemetry.Outcome {
+	switch {
+	case e.StatusCode == http.StatusUnauthorized && e.Code == "":
+		return telemetry.NoToken
+	case e.StatusCode == http.StatusBadRequest:
+		return telemetry.InvalidRequest
+	case e.StatusCode == http.StatusUnauthorized:
+		return telemetry.InvalidToken
+	case e.StatusCode == http.StatusForbidden:
+		return telemetry.InsufficientScope
+	case e.StatusCode == http.StatusServiceUnavailable:
+		return telemetry.Unavailable
 	}
 	return telemetry.ServerError
 }
 
-// check authenticates r. It returns the request's new context, which carries
-// the claims (one allocation for both), or nil for an anonymous request.
-func (m *Middleware) check(r *http.Request, reqs []Requirement) (*claimsContext, error) {
-	token, err := parseBearer(r.Header["Authorization"])
-	if err != nil {
-		if errors.Is(err, ErrNoToken) {
-			if m.cfg.optional && len(reqs) == 0 {
-				return nil, nil
-			}
-			return nil, &Error{StatusCode: http.StatusUnauthorized, Description: "missing bearer token", Err: err}
+func noToken() *Error {
+	return &Error{StatusCode: http.StatusUnauthorized, Description: "missing bearer token", Err: ErrNoToken}
+}
+
+// check decides for token. It returns the request's new context, which
+// carries the claims (one allocation for both), or nil for an anonymous
+// request. r is nil outside HTTP.
+func (m *Middleware) check(ctx context.Context, r *http.Request, token string, reqs []Requirement) (*claimsContext, *Error) {
+	if token == "" {
+		if m.cfg.optional && len(reqs) == 0 {
+			return nil, nil
 		}
-		var me malformedError
-		errors.As(err, &me)
-		return nil, badRequest(me)
+		return nil, noToken()
+	}
+	if len(token) > MaxTokenSize {
+		return nil, badRequest(errTooLarge)
 	}
 	var resp *introspect.Response
 	hit := false
 	now := m.cfg.now()
 	if ci, ok := m.in.(cachedIntrospector); ok {
 		if m.cfg.systemClock {
-			resp, hit = ci.CachedAt(r.Context(), token, now)
+			resp, hit = ci.CachedAt(ctx, token, now)
 		} else {
-			resp, hit = ci.Cached(r.Context(), token)
+			resp, hit = ci.Cached(ctx, token)
 		}
 	}
 	if !hit {
 		if !isB64Token(token) { // only tokens that could be valid reach the server
 			return nil, badRequest(errNotB64Token)
 		}
-		if resp, err = m.in.Introspect(r.Context(), token); err != nil {
-			return nil, m.introspectionError(r, err)
+		var err error
+		if resp, err = m.in.Introspect(ctx, token); err != nil {
+			return nil, m.introspectionError(ctx, err)
 		}
 		now = m.cfg.now() // the call may have taken a while
 	}
 	if err := m.validate(resp, now); err != nil {
 		return nil, err
 	}
-	cc := &claimsContext{Context: r.Context(), claims: Claims{
+	cc := &claimsContext{Context: ctx, req: r, claims: Claims{
 		Subject:  resp.Subject,
 		ClientID: resp.ClientID,
 		Username: resp.Username,
@@ -210,22 +246,34 @@ func (m *Middleware) check(r *http.Request, reqs []Requirement) (*claimsContext,
 		Roles:    resp.RolesFor(m.cfg.projectID),
 		Expiry:   resp.Expiration.AsTime(),
 		resp:     resp,
+		token:    token,
 	}}
+	for _, v := range m.cfg.validators {
+		if err := v(cc, &cc.claims); err != nil {
+			return nil, refusal(err, http.StatusUnauthorized, CodeInvalidToken, "token is not accepted by this API", ErrPolicy)
+		}
+	}
 	for _, req := range reqs {
-		if err := req(&cc.claims); err != nil {
-			var e *Error
-			if !errors.As(err, &e) {
-				e = &Error{StatusCode: http.StatusForbidden, Code: CodeInsufficientScope, Description: "token lacks a required permission", Err: fmt.Errorf("%w: %w", ErrForbidden, err)}
-			}
-			return nil, e
+		if err := req(cc, &cc.claims); err != nil {
+			return nil, refusal(err, http.StatusForbidden, CodeInsufficientScope, "token lacks a required permission", ErrForbidden)
 		}
 	}
 	return cc, nil
 }
 
+// refusal is err if it is an [*Error], else a generic one wrapping
+// sentinel and err: a custom check's message never reaches the client.
+func refusal(err error, status int, code, desc string, sentinel error) *Error {
+	var e *Error
+	if errors.As(err, &e) && e != nil {
+		return e
+	}
+	return &Error{StatusCode: status, Code: code, Description: desc, Err: fmt.Errorf("%w: %w", sentinel, err)}
+}
+
 // validate applies the checks that hold for every route: active, exp, nbf and
 // audience. They run on every request, cached result or not.
-func (m *Middleware) validate(resp *introspect.Response, now time.Time) error {
+func (m *Middleware) validate(resp *introspect.Response, now time.Time) *Error {
 	if !resp.Active {
 		return m.inactive(ErrInactive)
 	}
@@ -255,23 +303,23 @@ func (m *Middleware) invalid(err error, desc string) *Error {
 	return &Error{StatusCode: http.StatusUnauthorized, Code: CodeInvalidToken, Description: desc, Err: err}
 }
 
-func (m *Middleware) introspectionError(r *http.Request, err error) *Error {
+func (m *Middleware) introspectionError(ctx context.Context, err error) *Error {
 	switch {
 	case errors.Is(err, introspect.ErrInactive):
 		return m.inactive(fmt.Errorf("%w: %w", ErrInactive, err))
 	case errors.Is(err, introspect.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		retry := introspect.RetryAfter(err)
 		if n, ok := m.logUnavailable.allow(m.cfg.now()); ok {
-			m.cfg.logger.WarnContext(r.Context(), "tokenguard: authorization server unavailable", "error", err.Error(), "suppressed", n)
+			m.cfg.logger.WarnContext(ctx, "tokenguard: authorization server unavailable", "error", err.Error(), "suppressed", n)
 		}
 		return &Error{StatusCode: http.StatusServiceUnavailable, Description: "authorization server unavailable; retry later", RetryAfter: retry, Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
 	case errors.Is(err, introspect.ErrClientAuth):
 		if n, ok := m.logConfig.allow(m.cfg.now()); ok {
-			m.cfg.logger.ErrorContext(r.Context(), "tokenguard: the authorization server rejected this API's client authentication; check the key file (is the key deleted or expired, is it the API application's key?) and the issuer", "error", err.Error(), "suppressed", n)
+			m.cfg.logger.ErrorContext(ctx, "tokenguard: the authorization server rejected this API's client authentication; check the key file (is the key deleted or expired, is it the API application's key?) and the issuer", "error", err.Error(), "suppressed", n)
 		}
 	default:
 		if n, ok := m.logConfig.allow(m.cfg.now()); ok {
-			m.cfg.logger.ErrorContext(r.Context(), "tokenguard: introspection failed", "error", err.Error(), "suppressed", n)
+			m.cfg.logger.ErrorContext(ctx, "tokenguard: introspection failed", "error", err.Error(), "suppressed", n)
 		}
 	}
 	return &Error{StatusCode: http.StatusInternalServerError, Description: "internal error", Err: fmt.Errorf("%w: %w", ErrMisconfigured, err)}

@@ -376,7 +376,7 @@ func TestCustomRequirementAndErrorHandler(t *testing.T) {
 		w.WriteHeader(http.StatusTeapot)
 	}))
 	tok := s.mint(fakeas.Token{})
-	h := s.mw.Require(func(*middleware.Claims) error { return errors.New("secret detail") })(http.HandlerFunc(whoami))
+	h := s.mw.Require(func(context.Context, *middleware.Claims) error { return errors.New("secret detail") })(http.HandlerFunc(whoami))
 	req := httptest.NewRequest("GET", "/", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	rec := httptest.NewRecorder()
@@ -459,11 +459,14 @@ func TestAuthenticateForFrameworks(t *testing.T) {
 	tok := s.mint(fakeas.Token{Subject: "u-9"})
 	req := httptest.NewRequest("GET", "/", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
-	c, err := s.mw.Authenticate(req)
-	if err != nil || c.Subject != "u-9" {
+	ctx, err := s.mw.Authenticate(req)
+	if c, ok := middleware.ClaimsFromContext(ctx); err != nil || !ok || c.Subject != "u-9" {
 		t.Fatalf("Authenticate() = %+v, %v", c, err)
 	}
-	_, err = s.mw.Authenticate(req, middleware.Role("admin"))
+	ctx, err = s.mw.Authenticate(req, middleware.Role("admin"))
+	if err == nil || ctx != req.Context() {
+		t.Fatalf("Authenticate(missing role) = %v, %v; want the request's context and an error", ctx, err)
+	}
 	rec := httptest.NewRecorder()
 	s.mw.WriteError(rec, req, err)
 	if rec.Code != 403 {

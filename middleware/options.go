@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -27,6 +28,8 @@ type config struct {
 	meters       metric.MeterProvider
 	now          func() time.Time
 	systemClock  bool // now is time.Now: no WithClock
+	validators   []func(context.Context, *Claims) error
+	sources      []TokenSource // nil: the Authorization header
 }
 
 // WithAudience adds audiences the token's aud may contain instead of the one
@@ -89,4 +92,31 @@ func WithClock(now func() time.Time) Option {
 			c.now, c.systemClock = now, false
 		}
 	}
+}
+
+// WithValidator adds a check that every token must pass, on every route and
+// request, cached or not, after active, exp, nbf and aud and before the
+// route's requirements: a client ID allow-list, a policy for delegated
+// (act) tokens, a token_type. ctx carries the claims and, over HTTP, the
+// request ([RequestFromContext]). A non-nil error refuses the token with 401
+// invalid_token, wrapping [ErrPolicy]; return an [*Error] to control the
+// response. Validators run in the order added and must be safe for
+// concurrent use; [Claims.Response] gives the claims that have no field, at
+// the cost of a copy. A nil v is ignored. Default: none.
+func WithValidator(v func(ctx context.Context, c *Claims) error) Option {
+	return func(c *config) {
+		if v != nil {
+			c.validators = append(c.validators, v)
+		}
+	}
+}
+
+// WithTokenSource sets where the middleware looks for the bearer token,
+// replacing the default, the Authorization header alone
+// ([FromAuthorization]): name it among sources to keep it. A request may use
+// exactly one of them (RFC 6750 §2): a token in two is refused with 400
+// invalid_request, as two Authorization headers are. Default:
+// FromAuthorization(). [FromQuery] is off unless named here.
+func WithTokenSource(sources ...TokenSource) Option {
+	return func(c *config) { c.sources = append([]TokenSource{}, sources...) }
 }

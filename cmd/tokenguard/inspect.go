@@ -55,7 +55,8 @@ func runInspect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
-	claims, authErr := guard.Authenticate(req, reqs...)
+	authCtx, authErr := guard.Authenticate(req, reqs...)
+	claims, _ := middleware.ClaimsFromContext(authCtx)
 	resp, _ := guard.Client().Introspect(ctx, token) // cached by Authenticate: no second call
 
 	var b strings.Builder

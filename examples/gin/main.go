@@ -70,18 +70,17 @@ func installMetrics() (http.Handler, func(context.Context) error, error) {
 }
 
 // protect adapts the framework-neutral middleware to gin: authenticate the
-// request, then put the claims in its context or write the error and abort.
+// request, then serve it with the context that carries the claims, or write
+// the error and abort.
 func protect(mw *middleware.Middleware, reqs ...middleware.Requirement) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		claims, err := mw.Authenticate(c.Request, reqs...)
+		ctx, err := mw.Authenticate(c.Request, reqs...)
 		if err != nil {
 			mw.WriteError(c.Writer, c.Request, err)
 			c.Abort()
 			return
 		}
-		if claims != nil {
-			c.Request = c.Request.WithContext(middleware.NewContext(c.Request.Context(), claims))
-		}
+		c.Request = c.Request.WithContext(ctx)
 		c.Next()
 	}
 }

@@ -112,6 +112,8 @@ func (d *Dev) announce(stdout io.Writer) func(addr string) {
 		fmt.Fprintf(&b, "  curl -i -H 'Authorization: Bearer %s' %s/api/admin\n", d.Admin, base)
 		fmt.Fprintf(&b, "  curl -i -H 'Authorization: Bearer %s' %s/api/admin\n", d.Reader, base)
 		fmt.Fprintf(&b, "(the last token has role reader only: 403)\n")
+		fmt.Fprintf(&b, "  curl -N -H 'Authorization: Bearer %s' %s/api/events\n", d.Reader, base)
+		fmt.Fprintf(&b, "(Server-Sent Events, a tick every 100 ms, until the token expires or is invalidated)\n")
 		_, _ = io.WriteString(stdout, b.String())
 	}
 }

@@ -1,0 +1,133 @@
+package grpcguard_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/tokenguard/tokenguard/devserver"
+	"github.com/tokenguard/tokenguard/grpcguard"
+	"github.com/tokenguard/tokenguard/middleware"
+)
+
+// endsWithin drains s and fails unless it ends with code within d.
+func endsWithin(t *testing.T, s grpc.ClientStream, d time.Duration, code codes.Code, msgIn string) {
+	t.Helper()
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- drain(s) }()
+	select {
+	case err := <-done:
+		st := status.Convert(err)
+		if st.Code() != code {
+			t.Fatalf("stream ended with %v %q after %v, want %v", st.Code(), st.Message(), time.Since(start), code)
+		}
+		if !strings.Contains(st.Message(), msgIn) {
+			t.Errorf("stream ended with %q, want it to mention %q", st.Message(), msgIn)
+		}
+	case <-time.After(d):
+		t.Fatalf("stream still running %v later, want it ended with %v", d, code)
+	}
+}
+
+func TestStreamEndsWhenSubjectInvalidated(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	guard := w.guard(t)
+	conn := serve(t, mustGuard(t, guard.Middleware, policy...))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin := w.token(t, w.admin, devserver.TokenOptions{})
+	reader := w.token(t, w.reader, devserver.TokenOptions{})
+	s, sub, err := openStream(ctx, conn, mStream, "Bearer "+admin)
+	if err != nil || sub != w.admin.UserID {
+		t.Fatalf("open stream = %q, %v; want %q", sub, err, w.admin.UserID)
+	}
+	other, _, err := openStream(ctx, conn, mStream, "Bearer "+reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // the stream is live
+		if err := s.RecvMsg(new(wrapperspb.StringValue)); err != nil {
+			t.Fatalf("RecvMsg = %v", err)
+		}
+	}
+	// The user is locked in ZITADEL; its event reaches the API, which
+	// invalidates the subject.
+	if err := w.srv.LockUser(w.admin.UserID, true); err != nil {
+		t.Fatal(err)
+	}
+	guard.InvalidateSubject(w.admin.UserID)
+	endsWithin(t, s, time.Second, codes.Unauthenticated, "")
+
+	// The other user's stream goes on.
+	for range 5 {
+		if err := other.RecvMsg(new(wrapperspb.StringValue)); err != nil {
+			t.Fatalf("the other user's stream: RecvMsg = %v, want it still running", err)
+		}
+	}
+	// And the locked user cannot open a new one.
+	if _, _, err := openStream(ctx, conn, mStream, "Bearer "+admin); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("open stream after the lock = %v, want Unauthenticated", err)
+	}
+}
+
+func TestStreamEndsWhenTokenInvalidated(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	guard := w.guard(t)
+	conn := serve(t, mustGuard(t, guard.Middleware, policy...))
+	tok := w.token(t, w.admin, devserver.TokenOptions{})
+	s, _, err := openStream(context.Background(), conn, mAdminStream, "Bearer "+tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.srv.Revoke(tok); err != nil {
+		t.Fatal(err)
+	}
+	guard.Invalidate(tok)
+	endsWithin(t, s, time.Second, codes.Unauthenticated, "")
+}
+
+func TestStreamEndsWhenTokenExpires(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	conn := serve(t, mustGuard(t, w.guard(t, middleware.WithLeeway(0)).Middleware, policy...))
+	tok := w.token(t, w.reader, devserver.TokenOptions{Lifetime: 2 * time.Second})
+	s, _, err := openStream(context.Background(), conn, mStream, "Bearer "+tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	endsWithin(t, s, 4*time.Second, codes.Unauthenticated, "expired")
+}
+
+func TestWithoutStreamWatch(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	guard := w.guard(t)
+	conn := serve(t, mustGuard(t, guard.Middleware, append(policy, grpcguard.WithoutStreamWatch())...))
+	tok := w.token(t, w.admin, devserver.TokenOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, _, err := openStream(ctx, conn, mStream, "Bearer "+tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard.InvalidateSubject(w.admin.UserID)
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if err := s.RecvMsg(new(wrapperspb.StringValue)); err != nil {
+			t.Fatalf("unwatched stream ended with %v after the invalidation, want it running", err)
+		}
+	}
+	// New calls are still checked.
+	if _, err := unary(ctx, conn, mUnary, "Bearer "+tok); err != nil {
+		t.Errorf("unary after the invalidation = %v, want OK (the user is not locked)", err)
+	}
+}

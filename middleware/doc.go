@@ -14,12 +14,19 @@
 //	mux.Handle("/api/admin", mw.Require(middleware.Role("admin"))(admin))
 //	claims, ok := middleware.ClaimsFromContext(r.Context()) // in a handler
 //
-// Frameworks other than net/http call [Middleware.Authenticate] and
-// [Middleware.WriteError].
+// Frameworks other than net/http call [Middleware.Authenticate], which
+// returns the context to serve the request with, and [Middleware.WriteError].
+// Other transports (gRPC, message queues) extract the token with
+// [ParseAuthorization] and decide with [Middleware.Check]. Requirements see
+// the request through their context ([RequestFromContext], [MatchRequest]);
+// [WithValidator] refuses tokens for every route; [WithTokenSource] reads
+// tokens from cookies or, for browser streams, the query. Long-lived
+// requests use [Middleware.Stream] or [Middleware.Watch], whose context ends
+// when the token expires or its cached decision is invalidated.
 //
 // Refusals follow RFC 6750 §3: 401 with a bare Bearer challenge when there is
 // no token; 400 invalid_request for a malformed, duplicated or oversized
-// Authorization header; 401 invalid_token for an inactive, expired, not yet
+// Authorization header, or a token sent in two ways; 401 invalid_token for an inactive, expired, not yet
 // valid or foreign-audience token; 403 insufficient_scope for a missing role
 // or scope; 503 with Retry-After when the authorization server cannot be
 // reached (never 401, never 200); 500 when it rejects this API's own

@@ -98,9 +98,11 @@ func ExampleMatchRequest() {
 		}
 		return nil
 	})
+	invoices := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "invoices of ", r.PathValue("org"))
+	})
 	mux := http.NewServeMux()
-	mux.Handle("GET /orgs/{org}/invoices", mw.Require(sameOrg)(http.HandlerFunc(
-		func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "invoices of ", r.PathValue("org")) })))
+	mux.Handle("GET /orgs/{org}/invoices", mw.Require(sameOrg)(invoices))
 
 	token := as.Mint(fakeas.Token{Subject: "alice", OrgID: "acme", Audience: []string{"123"}})
 	for _, path := range []string{"/orgs/acme/invoices", "/orgs/umbrella/invoices"} {

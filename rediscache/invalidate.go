@@ -72,8 +72,6 @@ func (c *Cache) invalidate(ctx context.Context, op string, at time.Time, m messa
 	if len(m.data) == 0 || len(m.data) > msgMaxData {
 		return fmt.Errorf("rediscache: %s: identifier of %d bytes, want 1 to %d", op, len(m.data), msgMaxData)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*c.timeout)
-	defer cancel()
 	payloads := make([][]byte, len(c.rings))
 	for i, k := range c.rings {
 		p, err := k.sealMessage(m)
@@ -82,19 +80,23 @@ func (c *Cache) invalidate(ctx context.Context, op string, at time.Time, m messa
 		}
 		payloads[i] = p
 	}
-	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	rctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	_, err := c.rdb.Pipelined(rctx, func(p redis.Pipeliner) error {
 		for _, k := range c.rings {
 			del, raise := keys(k)
 			if del != "" {
-				p.Del(ctx, del)
+				p.Del(rctx, del)
 			}
-			raiseScript.Eval(ctx, p, []string{raise}, fmt.Sprintf("%020d", at.UnixNano()), c.revTTL.Milliseconds())
+			raiseScript.Eval(rctx, p, []string{raise}, fmt.Sprintf("%020d", at.UnixNano()), c.revTTL.Milliseconds())
 		}
 		return nil
 	})
-	_, perr := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	pctx, cancel := context.WithTimeout(ctx, c.timeout) // even if the records failed
+	defer cancel()
+	_, perr := c.rdb.Pipelined(pctx, func(p redis.Pipeliner) error {
 		for i, k := range c.rings {
-			p.Publish(ctx, k.channel, payloads[i])
+			p.Publish(pctx, k.channel, payloads[i])
 		}
 		return nil
 	})

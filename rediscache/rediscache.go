@@ -90,8 +90,8 @@ func New(rdb redis.UniversalClient, namespace string, secret []byte, opts ...Opt
 	for _, o := range opts {
 		o(c)
 	}
-	if c.timeout <= 0 || c.revTTL <= 0 || c.ping <= 0 {
-		return nil, fmt.Errorf("rediscache: timeout %v, revocation TTL %v and ping interval %v must be positive", c.timeout, c.revTTL, c.ping)
+	if c.timeout <= 0 || c.revTTL < time.Millisecond || c.ping <= 0 {
+		return nil, fmt.Errorf("rediscache: timeout %v and ping interval %v must be positive, revocation TTL %v at least 1ms", c.timeout, c.ping, c.revTTL)
 	}
 	if c.logger == nil {
 		return nil, errors.New("rediscache: nil logger")

@@ -28,18 +28,31 @@ type Config struct {
 	KeyFile   string // KEY_FILE, -key-file: the API application's key JSON
 	ProjectID string // PROJECT_ID, -project-id
 	Addr      string // ADDR, -addr
+	// InternalURL (INTERNAL_URL, -internal-url) reaches the issuer at an
+	// in-cluster address; see tokenguard.Config.InternalURL.
+	InternalURL string
+	// InsecureAllowHTTP (INSECURE_ALLOW_HTTP=1, -insecure-allow-http)
+	// allows plain http beyond loopback, as an in-cluster INTERNAL_URL
+	// without TLS needs.
+	InsecureAllowHTTP bool
+	// ResourceURL (RESOURCE_URL, -resource-url) is the API's public base
+	// URL, the resource of its RFC 9728 metadata. Default: http://ADDR as
+	// bound.
+	ResourceURL string
 }
 
-// ParseConfig reads the env vars ISSUER, KEY_FILE, PROJECT_ID and ADDR, then
-// the flags -issuer, -key-file, -project-id and -addr, which win. ADDR
-// defaults to [DefaultAddr].
+// ParseConfig reads the env vars ISSUER, KEY_FILE, PROJECT_ID and ADDR (and
+// INTERNAL_URL, INSECURE_ALLOW_HTTP, RESOURCE_URL), then the flags of the
+// same names (-issuer, -key-file, ...), which win. ADDR defaults to
+// [DefaultAddr].
 func ParseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	return ParseConfigAt(name, DefaultAddr, args, getenv, stderr)
 }
 
 // ParseConfigAt is [ParseConfig] with another default address.
 func ParseConfigAt(name, defaultAddr string, args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
-	c := Config{Issuer: getenv("ISSUER"), KeyFile: getenv("KEY_FILE"), ProjectID: getenv("PROJECT_ID"), Addr: getenv("ADDR")}
+	c := Config{Issuer: getenv("ISSUER"), KeyFile: getenv("KEY_FILE"), ProjectID: getenv("PROJECT_ID"), Addr: getenv("ADDR"),
+		InternalURL: getenv("INTERNAL_URL"), InsecureAllowHTTP: getenv("INSECURE_ALLOW_HTTP") == "1", ResourceURL: getenv("RESOURCE_URL")}
 	if c.Addr == "" {
 		c.Addr = defaultAddr
 	}
@@ -49,6 +62,9 @@ func ParseConfigAt(name, defaultAddr string, args []string, getenv func(string) 
 	fs.StringVar(&c.KeyFile, "key-file", c.KeyFile, "API application key JSON file (env KEY_FILE)")
 	fs.StringVar(&c.ProjectID, "project-id", c.ProjectID, "ZITADEL project ID of this API (env PROJECT_ID)")
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (env ADDR)")
+	fs.StringVar(&c.InternalURL, "internal-url", c.InternalURL, "reach the issuer at this in-cluster address, with Host set to the issuer's (env INTERNAL_URL)")
+	fs.BoolVar(&c.InsecureAllowHTTP, "insecure-allow-http", c.InsecureAllowHTTP, "allow plain http beyond loopback (env INSECURE_ALLOW_HTTP=1)")
+	fs.StringVar(&c.ResourceURL, "resource-url", c.ResourceURL, "the API's public base URL, for /.well-known/oauth-protected-resource (env RESOURCE_URL; default http://ADDR)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -74,7 +90,8 @@ func ParseConfigAt(name, defaultAddr string, args []string, getenv func(string) 
 func NewGuard(ctx context.Context, c Config, opts ...middleware.Option) (*tokenguard.Guard, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return tokenguard.New(ctx, tokenguard.Config{Issuer: c.Issuer, KeyFile: c.KeyFile, ProjectID: c.ProjectID}, opts...)
+	return tokenguard.New(ctx, tokenguard.Config{Issuer: c.Issuer, KeyFile: c.KeyFile, ProjectID: c.ProjectID,
+		InternalURL: c.InternalURL, InsecureAllowHTTP: c.InsecureAllowHTTP}, opts...)
 }
 
 // Me is the JSON body of GET /api/me.

@@ -36,7 +36,18 @@ func Run(ctx context.Context, name string, args []string, getenv func(string) st
 	if err != nil {
 		return err
 	}
-	return Serve(ctx, cfg.Addr, newRouter(guard.Middleware), ready)
+	meta, err := NewMetadata(cfg) // GET /.well-known/oauth-protected-resource, public (metadata.go)
+	if err != nil {
+		return err
+	}
+	announce := ready
+	ready = func(addr string) {
+		if err := meta.Bind(addr); err != nil {
+			fmt.Fprintf(stderr, "%s: no protected resource metadata: %v; set RESOURCE_URL\n", name, err)
+		}
+		announce(addr)
+	}
+	return Serve(ctx, cfg.Addr, meta.Wrap(newRouter(guard.Middleware)), ready)
 }
 
 // Dev is the development setup: a server, a project with an API app whose

@@ -148,4 +148,5 @@ func Program(t *testing.T, run RunFunc) {
 			})
 		}
 	})
+	metadataAndInternalURL(t, run) // metadata.go
 }

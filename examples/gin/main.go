@@ -11,7 +11,9 @@
 //	ISSUER=https://my-instance.zitadel.cloud KEY_FILE=api-key.json PROJECT_ID=123 go run ./examples/gin
 //
 // Routes: GET /ping (public), GET /api/ping, GET /api/me (any valid token for
-// the project), GET /api/admin (project role admin), and GET /metrics:
+// the project), GET /api/admin (project role admin), GET /api/events (a
+// Server-Sent Events stream that ends when the token expires or is
+// invalidated), and GET /metrics:
 // tokenguard's OpenTelemetry metrics in Prometheus format.
 package main
 
@@ -104,7 +106,19 @@ func newRouter(mw *middleware.Middleware, metrics http.Handler) http.Handler {
 		claims, _ := middleware.ClaimsFromContext(c.Request.Context())
 		c.JSON(http.StatusOK, gin.H{"message": "hello, admin", "sub": claims.Subject})
 	})
+	api.GET("/events", protect(mw), watch(mw), gin.WrapF(exampleapp.Events))
 	return r
+}
+
+// watch, after protect, cancels the request's context when its token
+// expires or is invalidated: for streams, which must end then.
+func watch(mw *middleware.Middleware) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx, cancel := mw.Watch(c.Request.Context())
+		defer cancel()
+		c.Request = c.Request.WithContext(ctx)
+		c.Next()
+	}
 }
 
 func ping(c *gin.Context) { c.String(http.StatusOK, "pong") }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tokenguard/tokenguard"
 	"github.com/tokenguard/tokenguard/examples/internal/exampleapp"
 	"github.com/tokenguard/tokenguard/examples/internal/exampletest"
 	"github.com/tokenguard/tokenguard/internal/fakeas"
@@ -60,6 +61,12 @@ func TestMetricsEndpoint(t *testing.T) {
 	if strings.Contains(body, tok) {
 		t.Errorf("/metrics contains the token")
 	}
+}
+
+func TestEvents(t *testing.T) {
+	exampletest.Events(t, func(t *testing.T, guard *tokenguard.Guard) http.Handler {
+		return newRouter(guard.Middleware, http.NotFoundHandler())
+	})
 }
 
 func TestProgram(t *testing.T) { exampletest.Program(t, run) }

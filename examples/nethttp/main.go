@@ -10,7 +10,9 @@
 //	ISSUER=https://my-instance.zitadel.cloud KEY_FILE=api-key.json PROJECT_ID=123 go run ./examples/nethttp
 //
 // Routes: GET /ping (public), GET /api/ping, GET /api/me (any valid token for
-// the project), GET /api/admin (project role admin).
+// the project), GET /api/admin (project role admin), GET /api/events (a
+// Server-Sent Events stream, one "data: tick" every 100 ms, that ends when
+// the token expires or is invalidated).
 package main
 
 import (
@@ -47,6 +49,7 @@ func newRouter(mw *middleware.Middleware) http.Handler {
 	mux.Handle("GET /api/ping", mw.Wrap(http.HandlerFunc(ping)))
 	mux.Handle("GET /api/me", mw.Wrap(http.HandlerFunc(me)))
 	mux.Handle("GET /api/admin", mw.Require(middleware.Role("admin"))(http.HandlerFunc(admin)))
+	mux.Handle("GET /api/events", mw.Stream()(http.HandlerFunc(exampleapp.Events))) // ends with the token
 	return mux
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/tokenguard/tokenguard"
 	"github.com/tokenguard/tokenguard/examples/internal/exampleapp"
 	"github.com/tokenguard/tokenguard/examples/internal/exampletest"
 )
@@ -17,6 +18,10 @@ func TestContract(t *testing.T) {
 		}
 		return newRouter(guard.Middleware)
 	})
+}
+
+func TestEvents(t *testing.T) {
+	exampletest.Events(t, func(t *testing.T, guard *tokenguard.Guard) http.Handler { return newRouter(guard.Middleware) })
 }
 
 func TestProgram(t *testing.T) { exampletest.Program(t, run) }

@@ -43,6 +43,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
+	"time"
 
 	"github.com/tokenguard/tokenguard/clientauth"
 	"github.com/tokenguard/tokenguard/introspect"
@@ -80,6 +82,16 @@ type Config struct {
 	// InsecureAllowHTTP allows a plain-http issuer and introspection
 	// endpoint on a non-loopback host (introspect.WithInsecureAllowHTTP).
 	InsecureAllowHTTP bool
+	// DiscoverInBackground lets New succeed while the authorization server
+	// cannot be reached, so that a blip during a deploy does not crash-loop
+	// every replica. New still fails at once on local mistakes (missing
+	// fields, an unreadable key file, a key of the wrong type) and makes one
+	// discovery attempt within its ctx; if that fails, discovery is retried
+	// in the background with backoff (0.5 s doubling to 30 s, whenever a
+	// request or Guard.Ready needs it), requests are answered 503 with
+	// Retry-After until it succeeds, and Guard.Ready reports readiness.
+	// Default: false: New fails when discovery fails.
+	DiscoverInBackground bool
 	// InternalURL, when set, is where discovery and introspection go
 	// instead of the issuer's host: an in-cluster address such as
 	// http://zitadel.zitadel.svc.cluster.local:8080. The requests carry Host
@@ -131,25 +143,9 @@ func New(ctx context.Context, cfg Config, opts ...middleware.Option) (*Guard, er
 	if hc, err = internalClient(cfg, hc); err != nil { // see tokenguard_internal.go
 		return nil, err
 	}
-	issuer, endpoint := cfg.Issuer, cfg.IntrospectionEndpoint
-	if endpoint == "" {
-		doc, err := introspect.Discover(ctx, cfg.Issuer, hc)
-		if err != nil {
-			return nil, fmt.Errorf("tokenguard: %w", err)
-		}
-		issuer, endpoint = doc.Issuer, doc.IntrospectionEndpoint
-	}
-	auth, clientID, err := credentials(cfg, key, issuer)
+	client, clientID, err := newClient(ctx, cfg, key, hc)
 	if err != nil {
 		return nil, err
-	}
-	iopts := []introspect.Option{introspect.WithHTTPClient(hc)}
-	if cfg.InsecureAllowHTTP {
-		iopts = append(iopts, introspect.WithInsecureAllowHTTP())
-	}
-	client, err := introspect.New(endpoint, auth, append(iopts, cfg.IntrospectOptions...)...) // checks the endpoint as checkIssuer does the issuer
-	if err != nil {
-		return nil, fmt.Errorf("tokenguard: %w", err)
 	}
 	audiences := append([]string{clientID}, cfg.Audiences...)
 	opts = append([]middleware.Option{middleware.WithAudience(audiences...), middleware.WithProjectID(cfg.ProjectID)}, opts...)
@@ -158,6 +154,76 @@ func New(ctx context.Context, cfg Config, opts ...middleware.Option) (*Guard, er
 		return nil, fmt.Errorf("tokenguard: %w", err)
 	}
 	return &Guard{Middleware: mw, client: client}, nil
+}
+
+// newClient discovers the introspection endpoint (unless it is configured),
+// or defers discovery with cfg.DiscoverInBackground, and returns the
+// introspection client and the API's client ID.
+func newClient(ctx context.Context, cfg Config, key *clientauth.Key, hc *http.Client) (*introspect.Client, string, error) {
+	iopts := []introspect.Option{introspect.WithHTTPClient(hc)}
+	if cfg.InsecureAllowHTTP {
+		iopts = append(iopts, introspect.WithInsecureAllowHTTP())
+	}
+	iopts = append(iopts, cfg.IntrospectOptions...)
+	issuer, endpoint := cfg.Issuer, cfg.IntrospectionEndpoint
+	if endpoint == "" && !cfg.DiscoverInBackground {
+		doc, err := introspect.Discover(ctx, cfg.Issuer, hc)
+		if err != nil {
+			return nil, "", fmt.Errorf("tokenguard: %w", err)
+		}
+		issuer, endpoint = doc.Issuer, doc.IntrospectionEndpoint
+	}
+	// Discover checks that the document names cfg.Issuer exactly, so the
+	// assertions' audience is the same whether discovery is deferred or not.
+	auth, clientID, err := credentials(cfg, key, issuer)
+	if err != nil {
+		return nil, "", err
+	}
+	var client *introspect.Client
+	if endpoint != "" {
+		client, err = introspect.New(endpoint, auth, iopts...) // checks the endpoint as checkIssuer does the issuer
+	} else {
+		client, err = introspect.NewDeferred(func(ctx context.Context) (string, error) {
+			doc, err := introspect.Discover(ctx, cfg.Issuer, hc)
+			if err != nil {
+				return "", err
+			}
+			return doc.IntrospectionEndpoint, nil
+		}, auth, iopts...)
+		if err == nil {
+			_ = client.Ready(ctx) // one attempt within ctx; on failure, retried later
+		}
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("tokenguard: %w", err)
+	}
+	return client, clientID, nil
+}
+
+// Ready reports whether the guard can decide requests: nil once the
+// introspection endpoint is known (at once, unless
+// Config.DiscoverInBackground deferred discovery), else the discovery error
+// after one attempt within ctx. See [Guard.ReadyHandler] for probes.
+func (g *Guard) Ready(ctx context.Context) error { return g.client.Ready(ctx) }
+
+// ReadyHandler serves readiness probes: 200 {"status":"ready"} once
+// [Guard.Ready] is nil, else 503 {"status":"not ready"} with Retry-After,
+// each probe waiting at most 2 s. The body names no URL and no error:
+// [Guard.Ready] returns the reason.
+func (g *Guard) ReadyHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		if err := g.Ready(ctx); err != nil {
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(introspect.RetryAfter(err).Round(time.Second)/time.Second))))
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":"not ready"}` + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
+	})
 }
 
 // Client returns the introspection client, for direct use.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -30,7 +31,8 @@ type ClientAuthenticator interface {
 // caches the answers. A Client is safe for concurrent use; create one with
 // [New] and share it.
 type Client struct {
-	endpoint string
+	ep       atomic.Pointer[endpoint] // nil until a deferred Client resolves it
+	resolver *resolver                // for NewDeferred; nil with New
 	auth     ClientAuthenticator
 	cfg      config
 
@@ -40,7 +42,6 @@ type Client struct {
 	sem     chan struct{} // in-flight introspection slots
 	breaker breaker
 	metrics *telemetry.Metrics
-	server  string // the endpoint's host, for spans
 
 	rev revocations // invalidations, for the cache and the flights; see invalidate.go
 }
@@ -60,11 +61,13 @@ var inactive = &Response{}
 // New returns a Client for the introspection endpoint, authenticating with
 // auth. The endpoint must be an absolute http or https URL; find it with
 // [Discover] or set it explicitly.
-func New(endpoint string, auth ClientAuthenticator, opts ...Option) (*Client, error) {
-	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("introspect: endpoint %q is not an absolute http(s) URL", endpoint)
-	}
+func New(endpointURL string, auth ClientAuthenticator, opts ...Option) (*Client, error) {
+	return newClient(&endpointURL, auth, opts...)
+}
+
+// newClient is New, or NewDeferred with a nil endpointURL.
+func newClient(endpointURL *string, auth ClientAuthenticator, opts ...Option) (*Client, error) {
+	var err error
 	if auth == nil {
 		return nil, errors.New("introspect: nil ClientAuthenticator")
 	}
@@ -72,15 +75,22 @@ func New(endpoint string, auth ClientAuthenticator, opts ...Option) (*Client, er
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if err := cfg.prepareTransport(u); err != nil {
+	if err := cfg.prepareTransport(); err != nil {
 		return nil, err
+	}
+	var ep *endpoint
+	if endpointURL != nil {
+		if ep, err = cfg.parseEndpoint(*endpointURL); err != nil {
+			return nil, err
+		}
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	c := &Client{endpoint: endpoint, auth: auth, cfg: cfg, sem: make(chan struct{}, cfg.maxInFlight),
+	c := &Client{auth: auth, cfg: cfg, sem: make(chan struct{}, cfg.maxInFlight),
 		breaker: breaker{threshold: cfg.threshold, cooldown: cfg.cooldown},
-		metrics: telemetry.New(cfg.meters, cfg.tracers), server: u.Host}
+		metrics: telemetry.New(cfg.meters, cfg.tracers)}
+	c.ep.Store(ep)
 	c.rev.gen.Store(1) // local stamps start at 1; 0 marks a shared entry
 	if !cfg.noCache {
 		if c.cache, err = cache.New[[sha256.Size]byte, cached](cfg.cacheSize, cache.WithClock(cfg.now), cache.WithMaxCost(cfg.cacheBytes, entryCost)); err != nil {
@@ -156,8 +166,14 @@ func entryCost(e cached) int64 {
 // key and stamp.
 const entryOverhead = 192
 
-// Endpoint returns the introspection endpoint URL.
-func (c *Client) Endpoint() string { return c.endpoint }
+// Endpoint returns the introspection endpoint URL, or "" while a Client
+// made by [NewDeferred] has not resolved it.
+func (c *Client) Endpoint() string {
+	if ep := c.ep.Load(); ep != nil {
+		return ep.url
+	}
+	return ""
+}
 
 // Introspect reports what the authorization server knows about token. It
 // returns the response for an active token, [ErrInactive] for an inactive

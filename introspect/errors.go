@@ -64,12 +64,16 @@ func (e *Error) Is(target error) bool {
 type UnavailableError struct {
 	Reason     string
 	RetryAfter time.Duration
+	Err        error // what it wraps, if anything, such as ErrNotReady
 }
 
 // Error gives the reason.
 func (e *UnavailableError) Error() string {
 	return "introspect: authorization server unavailable: " + e.Reason
 }
+
+// Unwrap returns Err.
+func (e *UnavailableError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is(err, ErrUnavailable) true.
 func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }

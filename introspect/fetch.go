@@ -20,14 +20,19 @@ import (
 	"github.com/tokenguard/tokenguard/internal/telemetry"
 )
 
-// prepareTransport applies the transport rules to the endpoint and the
-// options; New calls it after applying the options. A plain-http endpoint
-// must be on loopback unless WithInsecureAllowHTTP; the HTTP client is
-// replaced by a copy that does not follow redirects.
-func (cfg *config) prepareTransport(u *url.URL) error {
+// checkEndpoint applies the transport rules to the endpoint: a plain-http
+// endpoint must be on loopback unless WithInsecureAllowHTTP.
+func (cfg *config) checkEndpoint(u *url.URL) error {
 	if u.Scheme == "http" && !cfg.insecureHTTP && !isLoopback(u.Hostname()) {
 		return fmt.Errorf("introspect: endpoint %q uses plain http on a host that is not loopback, and each request carries a token and this client's credentials: use https, or WithInsecureAllowHTTP (tokenguard: Config.InsecureAllowHTTP) on a trusted network", u.Redacted())
 	}
+	return nil
+}
+
+// prepareTransport applies the transport rules to the options; New calls it
+// after applying them. The HTTP client is replaced by a copy that does not
+// follow redirects.
+func (cfg *config) prepareTransport() error {
 	if cfg.attemptTimeout <= 0 {
 		return fmt.Errorf("introspect: attempt timeout %v must be positive", cfg.attemptTimeout)
 	}
@@ -76,6 +81,10 @@ func (c *Client) call(ctx context.Context, token string) (*Response, error) {
 // counted by the breaker and is reported as the caller's context error,
 // which does not match ErrUnavailable.
 func (c *Client) callFor(ctx, caller context.Context, token string) (*Response, error) {
+	ep, err := c.endpoint() // not known yet (NewDeferred): no call, nothing for the breaker
+	if err != nil {
+		return nil, err
+	}
 	probe, err := c.breaker.allow(c.cfg.now())
 	if err != nil {
 		return nil, err
@@ -84,7 +93,7 @@ func (c *Client) callFor(ctx, caller context.Context, token string) (*Response, 
 		c.breaker.release(probe)
 		return nil, gaveUp(caller, err)
 	}
-	ctx, done := c.metrics.StartIntrospection(ctx, c.server)
+	ctx, done := c.metrics.StartIntrospection(ctx, ep.host)
 	r, err := c.fetchWithRetries(ctx, token)
 	if err != nil && caller != nil && caller.Err() != nil {
 		c.breaker.release(probe)
@@ -224,12 +233,13 @@ func (e *transportError) Is(target error) bool { return target == ErrUnavailable
 
 // fetch makes one introspection request.
 func (c *Client) fetch(ctx context.Context, token string) (*Response, error) {
+	endpoint := c.ep.Load().url // callFor made sure it is known
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
 	header := make(http.Header, 4)
 	if err := c.auth.AuthenticateClient(form, header); err != nil {
 		return nil, fmt.Errorf("introspect: authenticating client: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, fmt.Errorf("introspect: %w", err)
 	}
@@ -251,7 +261,7 @@ func (c *Client) fetch(ctx context.Context, token string) (*Response, error) {
 		return nil, unavailable("response body exceeds %d bytes", MaxResponseSize)
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 { // never followed: see withoutRedirects
-		return nil, newRedirectError(c.endpoint, resp, token)
+		return nil, newRedirectError(endpoint, resp, token)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, errorFromResponse(resp, body, c.cfg.now(), token)

@@ -10,11 +10,11 @@ import (
 
 // Defaults for a [Client].
 const (
-	DefaultTimeout     = 10 * time.Second
-	DefaultCacheSize   = 10_000
+	DefaultTimeout   = 10 * time.Second
+	DefaultCacheSize = 10_000
 	// DefaultCacheBytes bounds the memory the active results take: their
 	// response bodies and decoded fields, whatever the server sends.
-	DefaultCacheBytes = 64 << 20
+	DefaultCacheBytes  = 64 << 20
 	DefaultMaxTTL      = 5 * time.Minute
 	DefaultNegativeTTL = 30 * time.Second
 	// DefaultNegativeCacheSize bounds the inactive results cached, apart
@@ -43,29 +43,29 @@ const (
 type Option func(*config)
 
 type config struct {
-	httpClient  *http.Client
-	timeout     time.Duration
-	cacheSize   int
-	cacheBytes  int64
-	noCache     bool // WithoutCache
+	httpClient *http.Client
+	timeout    time.Duration
+	cacheSize  int
+	cacheBytes int64
+	noCache    bool // WithoutCache
 	// Set by their options, for the conflicts New refuses.
 	sizeSet, bytesSet, negSizeSet bool
-	maxTTL      time.Duration
-	negativeTTL time.Duration
-	negativeSet bool // negativeTTL was set by WithNegativeTTL
-	negSize     int
-	staleIfErr  time.Duration
-	maxInFlight int
-	flightWait  time.Duration
-	retries     int
-	backoff     time.Duration
-	threshold   int
-	cooldown    time.Duration
-	shared      SharedCache
-	meters      metric.MeterProvider
-	tracers     trace.TracerProvider
-	now         func() time.Time
-	systemClock bool // now is time.Now: no WithClock
+	maxTTL                        time.Duration
+	negativeTTL                   time.Duration
+	negativeSet                   bool // negativeTTL was set by WithNegativeTTL
+	negSize                       int
+	staleIfErr                    time.Duration
+	maxInFlight                   int
+	flightWait                    time.Duration
+	retries                       int
+	backoff                       time.Duration
+	threshold                     int
+	cooldown                      time.Duration
+	shared                        SharedCache
+	meters                        metric.MeterProvider
+	tracers                       trace.TracerProvider
+	now                           func() time.Time
+	systemClock                   bool // now is time.Now: no WithClock
 
 	attemptTimeout time.Duration // bounds each attempt; see WithAttemptTimeout
 	insecureHTTP   bool          // WithInsecureAllowHTTP

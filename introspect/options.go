@@ -216,7 +216,9 @@ func WithClock(now func() time.Time) Option {
 // between attempts, so a hung server frees each slot after at most d.
 // Default: [DefaultAttemptTimeout] (3 s), or the call's timeout if that is
 // shorter; d must be positive. With retries off, it is the longest a call
-// waits for the server.
+// waits for the server. Set it above the server's slowest healthy answer,
+// connection and TLS handshake included: an attempt cut short is retried,
+// over HTTP/1.1 on a new connection.
 func WithAttemptTimeout(d time.Duration) Option { return func(c *config) { c.attemptTimeout = d } }
 
 // WithInsecureAllowHTTP lets [New] accept a plain-http endpoint on a host

@@ -198,6 +198,7 @@ func (b *bench) coldInterleave(ctx context.Context, rounds, conc int, rs []*cold
 				}
 				r.current.Swap(gh).tr.CloseIdleConnections()
 			}
+			b.get(ctx, r.path, c.warmups[0]) // one connection first, as a running API has
 			var wg sync.WaitGroup
 			for _, t := range c.warmups[:conc] {
 				wg.Go(func() { b.get(ctx, r.path, t) })

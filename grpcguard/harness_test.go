@@ -95,6 +95,7 @@ const (
 	mAdminStream = "/test.v1.Svc/AdminStream"
 	mPubStream   = "/test.v1.Svc/PublicStream"
 	mScopedStrm  = "/test.v1.Svc/ScopedStream"
+	mRudeStream  = "/test.v1.Svc/RudeStream"
 )
 
 // The policy of the test server.
@@ -156,6 +157,23 @@ func streamHandler(_ any, ss grpc.ServerStream) error {
 	}
 }
 
+// rudeHandler is a stream handler that ignores its context: it sends until
+// sending fails.
+func rudeHandler(_ any, ss grpc.ServerStream) error {
+	if err := ss.RecvMsg(new(emptypb.Empty)); err != nil {
+		return err
+	}
+	if err := ss.SendMsg(wrapperspb.String(subjectOf(ss.Context()))); err != nil {
+		return err
+	}
+	for {
+		time.Sleep(streamTick)
+		if err := ss.SendMsg(wrapperspb.String("tick")); err != nil {
+			return err
+		}
+	}
+}
+
 var svcDesc = grpc.ServiceDesc{
 	ServiceName: svcName,
 	HandlerType: (*any)(nil),
@@ -165,6 +183,7 @@ var svcDesc = grpc.ServiceDesc{
 		{StreamName: "AdminStream", Handler: streamHandler, ServerStreams: true},
 		{StreamName: "PublicStream", Handler: streamHandler, ServerStreams: true},
 		{StreamName: "ScopedStream", Handler: streamHandler, ServerStreams: true},
+		{StreamName: "RudeStream", Handler: rudeHandler, ServerStreams: true},
 	},
 }
 

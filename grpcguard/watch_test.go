@@ -95,6 +95,22 @@ func TestStreamEndsWhenTokenInvalidated(t *testing.T) {
 	endsWithin(t, s, time.Second, codes.Unauthenticated, "")
 }
 
+// TestStreamEndsWithARudeHandler: a handler that ignores its context is
+// still cut off, at its next send.
+func TestStreamEndsWithARudeHandler(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	guard := w.guard(t)
+	conn := serve(t, mustGuard(t, guard.Middleware, policy...))
+	tok := w.token(t, w.reader, devserver.TokenOptions{})
+	s, _, err := openStream(context.Background(), conn, mRudeStream, "Bearer "+tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard.Invalidate(tok)
+	endsWithin(t, s, time.Second, codes.Unauthenticated, "")
+}
+
 func TestStreamEndsWhenTokenExpires(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)

@@ -37,9 +37,9 @@
 //	authorization server unavailable           Unavailable, with a google.rpc.RetryInfo detail
 //	this API's own credentials rejected        Internal, "internal error", nothing upstream
 //
-// Refusals for 400, 401 and 403 also carry a google.rpc.ErrorInfo detail
-// with domain "tokenguard" and the RFC 6750 error code as its reason
-// (INVALID_REQUEST, INVALID_TOKEN, INSUFFICIENT_SCOPE). A call is never let
+// Refusals with an RFC 6750 error code (all but a missing token) also carry
+// a google.rpc.ErrorInfo detail with domain "tokenguard" and the code as its
+// reason: INVALID_REQUEST, INVALID_TOKEN or INSUFFICIENT_SCOPE. A call is never let
 // through when the authorization server cannot answer.
 //
 // # Streams

@@ -231,14 +231,27 @@ func (e *transportError) Error() string {
 func (e *transportError) Unwrap() error        { return e.err }
 func (e *transportError) Is(target error) bool { return target == ErrUnavailable }
 
-// fetch makes one introspection request.
+// fetch makes one introspection request, and at once one more with new
+// credentials when the server refused these and the authenticator asks for
+// it (see [RejectionHandler]).
 func (c *Client) fetch(ctx context.Context, token string) (*Response, error) {
-	endpoint := c.ep.Load().url // callFor made sure it is known
-	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
-	header := make(http.Header, 4)
-	if err := c.auth.AuthenticateClient(form, header); err != nil {
-		return nil, fmt.Errorf("introspect: authenticating client: %w", err)
+	for retried := false; ; retried = true {
+		form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+		header := make(http.Header, 4)
+		if err := c.auth.AuthenticateClient(form, header); err != nil {
+			return nil, fmt.Errorf("introspect: authenticating client: %w", err)
+		}
+		r, err := c.post(ctx, token, form, header)
+		if retried || !retryWithNewCredentials(c.auth, err, form, header) {
+			return r, err
+		}
 	}
+}
+
+// post sends one introspection request with the credentials in form and
+// header.
+func (c *Client) post(ctx context.Context, token string, form url.Values, header http.Header) (*Response, error) {
+	endpoint := c.ep.Load().url // callFor made sure it is known
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, fmt.Errorf("introspect: %w", err)

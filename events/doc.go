@@ -62,9 +62,10 @@
 // [WithResolver], which can look the grant or session up with ZITADEL's API.
 //
 // Project and org deactivation or removal name no user either, and nothing
-// is cached by project or org. Removing a project also sends
-// user.grant.cascade.removed for each of its grants, handled as above.
-// Otherwise give [WithResolver] a function that does what fits, e.g. call
+// is cached by project or org. Removing a project or a project grant
+// also sends user.grant.cascade.removed for the user grants it takes
+// along (ZITADEL's RemoveProject and RemoveProjectGrant commands), handled
+// as above. For the rest give [WithResolver] a function that does what fits, e.g. call
 // guard.Client().Purge() (this process only) when the project is the API's
 // own. Without a resolver, such events are logged (at Warn, rate-limited)
 // and cached decisions stand until they expire (the max TTL, 5 minutes by

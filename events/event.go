@@ -26,11 +26,21 @@ type Event struct {
 // ParseEvent decodes a request body as ZITADEL sends it. The event type is
 // required; event_payload may be a JSON object, a base64 string of one (as
 // some ZITADEL versions send it), null or absent.
+//
+// A created_at that is not an RFC 3339 time is left zero rather than
+// refused: an event that ends access must not be dropped for its timestamp.
 func ParseEvent(body []byte) (*Event, error) {
+	type event Event // without methods
+	var w struct {
+		*event
+		CreatedAt json.RawMessage `json:"created_at"`
+	}
 	var e Event
-	if err := json.Unmarshal(body, &e); err != nil {
+	w.event = (*event)(&e)
+	if err := json.Unmarshal(body, &w); err != nil {
 		return nil, fmt.Errorf("events: malformed event: %w", err)
 	}
+	_ = json.Unmarshal(w.CreatedAt, &e.CreatedAt)
 	if e.EventType == "" {
 		return nil, errors.New("events: malformed event: no event_type")
 	}
@@ -81,13 +91,6 @@ var kinds = map[string]int{
 	"org.deactivated": endsUnscoped, "org.removed": endsUnscoped,
 	"user.grant.added":   learnsGrant,
 	"oidc_session.added": learnsSessions,
-}
-
-// EndsAccess reports whether the event is one of those that end access (see
-// the package documentation), whether or not it names whose.
-func (e *Event) EndsAccess() bool {
-	k := kinds[e.EventType]
-	return k != 0 && k != learnsGrant && k != learnsSessions
 }
 
 // Subject returns the user whose access the event ends when the event names

@@ -59,6 +59,8 @@ func TestParseEvent(t *testing.T) {
 		{"no payload", `{"event_type":"user.locked"}`, "", true},
 		{"base64 of null", `{"event_type":"user.locked","event_payload":"bnVsbA=="}`, "", true},
 		{"created_at as ZITADEL formats it", `{"event_type":"user.locked","created_at":"2026-12-01T22:00:00.123456Z"}`, "", true},
+		{"created_at in another format: kept, time left zero", `{"event_type":"user.locked","created_at":"1 Dec 2026"}`, "", true},
+		{"created_at a number", `{"event_type":"user.locked","created_at":1800000000}`, "", true},
 		{"payload an array", `{"event_type":"user.locked","event_payload":[1]}`, "", false},
 		{"payload a number", `{"event_type":"user.locked","event_payload":1}`, "", false},
 		{"payload a string, not base64", `{"event_type":"user.locked","event_payload":"{not base64}"}`, "", false},
@@ -80,6 +82,12 @@ func TestParseEvent(t *testing.T) {
 			}
 			continue
 		}
+		if e.EventType == "" {
+			t.Errorf("ParseEvent(%s).EventType is empty", tt.name)
+		}
+		if want := strings.Contains(tt.body, `"created_at":"2026-`); e.CreatedAt.IsZero() == want {
+			t.Errorf("ParseEvent(%s).CreatedAt = %v", tt.name, e.CreatedAt)
+		}
 		if string(e.Payload) != tt.payload {
 			t.Errorf("ParseEvent(%s).Payload = %s, want %s", tt.name, e.Payload, tt.payload)
 		}
@@ -90,24 +98,23 @@ func TestEventSubjectAndTokenID(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		typ, subject, tokenID string
-		ends                  bool
 	}{
-		{"user.locked", "u1", "", true},
-		{"user.deactivated", "u1", "", true},
-		{"user.removed", "u1", "", true},
-		{"user.token.removed", "u1", "t1", true},
-		{"user.pat.removed", "u1", "t1", true},
+		{"user.locked", "u1", ""},
+		{"user.deactivated", "u1", ""},
+		{"user.removed", "u1", ""},
+		{"user.token.removed", "u1", "t1"},
+		{"user.pat.removed", "u1", "t1"},
 		// ZITADEL's grant and session events name no user in their payload
 		// (the userId here is what a forger might hope is read).
-		{"user.grant.changed", "", "", true},
-		{"user.grant.removed", "", "", true},
-		{"session.terminated", "", "", true},
-		{"oidc_session.access_token.revoked", "", "", true},
-		{"org.removed", "", "", true},
-		{"project.deactivated", "", "", true},
-		{"user.grant.added", "", "", false},
-		{"user.human.added", "", "", false},
-		{"user.personal.access.token.removed", "", "", false}, // not a ZITADEL event type
+		{"user.grant.changed", "", ""},
+		{"user.grant.removed", "", ""},
+		{"session.terminated", "", ""},
+		{"oidc_session.access_token.revoked", "", ""},
+		{"org.removed", "", ""},
+		{"project.deactivated", "", ""},
+		{"user.grant.added", "", ""},
+		{"user.human.added", "", ""},
+		{"user.personal.access.token.removed", "", ""}, // not a ZITADEL event type
 	}
 	for _, tt := range tests {
 		e := events.Event{AggregateID: "u1", EventType: tt.typ, Payload: []byte(`{"userId":"u9","userID":"u9","tokenId":"t1"}`)}
@@ -116,9 +123,6 @@ func TestEventSubjectAndTokenID(t *testing.T) {
 		}
 		if got := e.TokenID(); got != tt.tokenID {
 			t.Errorf("TokenID(%s) = %q, want %q", tt.typ, got, tt.tokenID)
-		}
-		if got := e.EndsAccess(); got != tt.ends {
-			t.Errorf("EndsAccess(%s) = %v, want %v", tt.typ, got, tt.ends)
 		}
 	}
 }

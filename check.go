@@ -110,6 +110,9 @@ func Check(ctx context.Context, cfg Config, token string) []CheckResult {
 	cp := *hc
 	cp.Transport = clock
 	hc = &cp
+	if cfg.HTTPClient == nil || strings.HasPrefix(cfg.InternalURL, "https:") {
+		defer hc.CloseIdleConnections() // the transport is Check's own (for https, a clone): leave no idle connections behind
+	}
 
 	endpoint := cfg.IntrospectionEndpoint
 	doc, err := introspect.Discover(ctx, cfg.Issuer, hc)
@@ -278,6 +281,14 @@ type dateRecorder struct {
 
 	mu               sync.Mutex // guards date, sent and received
 	date, sent, recv time.Time
+}
+
+// CloseIdleConnections closes the idle connections of the transport
+// underneath, for http.Client.CloseIdleConnections.
+func (d *dateRecorder) CloseIdleConnections() {
+	if c, ok := d.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 func (d *dateRecorder) RoundTrip(req *http.Request) (*http.Response, error) {

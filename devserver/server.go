@@ -181,7 +181,7 @@ func Start(opts ...Option) (*Server, error) {
 		tokenType = op.AccessTokenTypeJWT
 	}
 	s.store = &storage{
-		signingKey: signing, signingKID: newID(), tokenType: tokenType, lifetime: cfg.lifetime, now: cfg.now,
+		signing: signingKey{signing, newID()}, tokenType: tokenType, lifetime: cfg.lifetime, now: cfg.now,
 		org:      Org{ID: newID(), Name: "ACME", Domain: "acme.localhost"},
 		projects: map[string]*Project{}, apps: map[string]*app{}, users: map[string]*user{}, tokens: map[string]*token{},
 	}
@@ -323,6 +323,48 @@ func (s *Server) CreateProject(name string) Project {
 	s.store.projects[p.ID] = p
 	s.store.mu.Unlock()
 	return *p
+}
+
+// RotateSigningKey makes a new key sign the JWTs issued from now on, under
+// a new key ID, and returns that ID. The JWKS ([KeysPath]) publishes it at
+// once; earlier keys stay published, as ZITADEL keeps them until the
+// tokens they signed expire, so that those tokens still verify.
+func (s *Server) RotateSigningKey() (kid string, err error) {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return "", err
+	}
+	next := signingKey{k, newID()}
+	s.store.mu.Lock()
+	s.store.retired = append(s.store.retired, s.store.signing)
+	s.store.signing = next
+	s.store.mu.Unlock()
+	return next.id, nil
+}
+
+// SigningKeyID returns the key ID (the kid header) of the key that signs
+// new JWTs.
+func (s *Server) SigningKeyID() string {
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	return s.store.signing.id
+}
+
+// SetRoleAssertion says whether JWT access tokens whose audience names the
+// project carry the user's role claims, as ZITADEL's "assert roles on
+// authentication" project setting does. Default: on. Introspection
+// answers carry the roles either way.
+func (s *Server) SetRoleAssertion(projectID string, on bool) error {
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	if s.store.projects[projectID] == nil {
+		return fmt.Errorf("devserver: no project %q", projectID)
+	}
+	if s.store.noRoleJWTs == nil {
+		s.store.noRoleJWTs = map[string]bool{}
+	}
+	s.store.noRoleJWTs[projectID] = !on
+	return nil
 }
 
 // CreateAPIApp creates an API application in the project that authenticates

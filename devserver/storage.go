@@ -40,19 +40,20 @@ var errNotSupported = errors.New("devserver: interactive login is not supported;
 
 // storage is the in-memory op.Storage.
 type storage struct {
-	signingKey *rsa.PrivateKey
-	signingKID string
-	tokenType  op.AccessTokenType
-	lifetime   time.Duration
-	org        Org
-	now        func() time.Time
-	onRevoke   func(t *token) // called after a token is revoked, without mu held
+	tokenType op.AccessTokenType
+	lifetime  time.Duration
+	org       Org
+	now       func() time.Time
+	onRevoke  func(t *token) // called after a token is revoked, without mu held
 
-	mu       sync.Mutex // guards the maps and their values
-	projects map[string]*Project
-	apps     map[string]*app  // by client ID
-	users    map[string]*user // by user ID
-	tokens   map[string]*token
+	mu         sync.Mutex      // guards the maps and their values, and the fields below
+	signing    signingKey      // signs new JWTs
+	retired    []signingKey    // earlier signing keys, still published in the JWKS
+	noRoleJWTs map[string]bool // projects whose JWT access tokens carry no role claims
+	projects   map[string]*Project
+	apps       map[string]*app  // by client ID
+	users      map[string]*user // by user ID
+	tokens     map[string]*token
 }
 
 var (
@@ -271,7 +272,8 @@ func (s *storage) GetPrivateClaimsFromScopes(_ context.Context, userID, _ string
 	if u == nil {
 		return nil, nil
 	}
-	return s.userClaims(u, audienceFromScopes(scopes)...), nil
+	projects := slices.DeleteFunc(audienceFromScopes(scopes), func(p string) bool { return s.noRoleJWTs[p] })
+	return s.userClaims(u, projects...), nil
 }
 
 func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, string, []string) error {
@@ -394,7 +396,9 @@ func (k publicKey) Use() string                        { return "sig" }
 func (k publicKey) Key() any                           { return &k.key.PublicKey }
 
 func (s *storage) SigningKey(context.Context) (op.SigningKey, error) {
-	return signingKey{s.signingKey, s.signingKID}, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.signing, nil
 }
 
 func (s *storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
@@ -402,7 +406,13 @@ func (s *storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorith
 }
 
 func (s *storage) KeySet(context.Context) ([]op.Key, error) {
-	return []op.Key{publicKey{signingKey{s.signingKey, s.signingKID}}}, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := []op.Key{publicKey{s.signing}}
+	for _, k := range s.retired {
+		keys = append(keys, publicKey{k})
+	}
+	return keys, nil
 }
 
 func (s *storage) Health(context.Context) error { return nil }

@@ -76,8 +76,9 @@ type Config struct {
 	Audiences []string
 	// IntrospectionEndpoint skips discovery when set.
 	IntrospectionEndpoint string
-	// HTTPClient is used for discovery and introspection. Default: a client
-	// on http.DefaultTransport.
+	// HTTPClient is used for discovery and introspection, as given. Default:
+	// a client on introspect.NewTransport (HTTP/2 where offered, idle
+	// connections kept for the in-flight limit).
 	HTTPClient *http.Client
 	// InsecureAllowHTTP allows a plain-http issuer and introspection
 	// endpoint on a non-loopback host (introspect.WithInsecureAllowHTTP).
@@ -108,7 +109,9 @@ type Config struct {
 	// IntrospectOptions tune the introspection client: cache size, max TTL,
 	// negative TTL, timeout.
 	IntrospectOptions []introspect.Option
-	// AssertionOptions tune the client assertions, e.g. clientauth.WithReuse.
+	// AssertionOptions tune the client assertions: by default one is reused
+	// until shortly before it expires; clientauth.WithFreshAssertions signs
+	// one per call.
 	AssertionOptions []clientauth.Option
 }
 

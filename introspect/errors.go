@@ -14,8 +14,10 @@ var (
 	ErrInactive = errors.New("introspect: token is not active")
 
 	// ErrUnavailable means no answer could be had from the authorization
-	// server: a network error, a timeout, a 5xx or 429 status, or a body
-	// that is not a valid introspection response. Retrying later may help.
+	// server: a network error, a timeout, a 5xx or 429 status, a redirect
+	// (never followed: see [RedirectError]), an endpoint not resolved yet
+	// ([ErrNotReady]), or a body that is not a valid introspection
+	// response. Retrying later may help.
 	ErrUnavailable = errors.New("introspect: authorization server unavailable")
 
 	// ErrClientAuth means the authorization server refused to authenticate

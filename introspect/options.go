@@ -93,8 +93,9 @@ func defaultConfig() config {
 	}
 }
 
-// WithHTTPClient sets the HTTP client for introspection requests. Default: a
-// client on [http.DefaultTransport]. Its own Timeout, if any, applies on top
+// WithHTTPClient sets the HTTP client for introspection requests; nil keeps
+// the default, a client on [NewTransport] (HTTP/2 where offered, enough idle
+// connections for the in-flight limit). c is used as given otherwise. Its own Timeout, if any, applies on top
 // of [WithTimeout]. Redirects are never followed, whatever its CheckRedirect
 // says: [New] uses a shallow copy, leaving c unchanged, and a 3xx answer is
 // a [*RedirectError].

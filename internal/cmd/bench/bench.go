@@ -87,6 +87,7 @@ type bench struct {
 	tokens  []string
 	dir     string
 	cold    coldSetup
+	cpu     cpuSetup // the CPU runs, with the authorization server in a child process
 }
 
 func newBench(ctx context.Context, c benchConfig) (*bench, error) {
@@ -149,6 +150,10 @@ func newBench(ctx context.Context, c benchConfig) (*bench, error) {
 		b.close()
 		return nil, err
 	}
+	if err := b.setupCPU(ctx, mux, tgPong); err != nil {
+		b.close()
+		return nil, err
+	}
 	b.api = httptest.NewServer(mux)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
@@ -177,6 +182,7 @@ func (b *bench) close() {
 		b.api.Close()
 	}
 	b.cold.close()
+	b.cpu.close()
 	b.srv.Close()
 	if b.dir != "" {
 		os.RemoveAll(b.dir)
@@ -450,6 +456,8 @@ func (b *bench) run(ctx context.Context) (string, int) {
 	cold := b.runCold(ctx, &r, sdkRounds)
 	fmt.Fprintf(&r, "A cold request over HTTP costs %s of process CPU (API, load generator and authorization server together) more than a hot one.\n",
 		fmtDur(cold.http.cpuPerReq()-hotRes[1].cpuPerReq()))
+	cpuHot, cpuCold := b.runCPU(ctx, sdkRounds)
+	cpuTarget := reportCPU(&r, cpuHot, cpuCold, b.cfg.coldTokens)
 
 	hit, goCacheHit := inProcessHit(b)
 	hitNs, hitAllocs := hit.ns, hit.allocs
@@ -504,8 +512,9 @@ func (b *bench) run(ctx context.Context) (string, int) {
 		hs := perThousand(t.res.handshakes, t.res.reqs)
 		add(fmt.Sprintf("cold tokens, TLS, %d connections, %s: <= 1 TLS handshake per 1,000 requests", c.coldConc, t.name), fmt.Sprintf("%.2f", hs), hs <= 1 && t.res.reqs > 0)
 	}
+	add(cpuTarget.name, cpuTarget.measured, cpuTarget.ok)
 	errs := 0
-	for _, res := range slices.Concat(hot3, aa, hotSDK, uni2, uniSDK, zipf2, zipfSDK, []loadResult{cold.http, cold.sdk, cold.tls2, cold.tls1, cold.std1}) {
+	for _, res := range slices.Concat(hot3, aa, hotSDK, uni2, uniSDK, zipf2, zipfSDK, []loadResult{cold.http, cold.sdk, cold.tls2, cold.tls1, cold.std1, cpuHot, cpuCold}) {
 		errs += res.errs
 	}
 	add("every load request answered 200", fmt.Sprint(errs, " non-200"), errs == 0)

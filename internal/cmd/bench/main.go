@@ -35,6 +35,9 @@ const (
 )
 
 func main() {
+	if code, err := asOnlyMain(); err == nil { // the child process of the CPU runs
+		os.Exit(code)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

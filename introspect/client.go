@@ -43,7 +43,8 @@ type Client struct {
 	breaker breaker
 	metrics *telemetry.Metrics
 
-	rev revocations // invalidations, for the cache and the flights; see invalidate.go
+	rev   revocations // invalidations, for the cache and the flights; see invalidate.go
+	local *localJWT   // WithLocalJWT; nil when off; see localjwt.go
 }
 
 // cached is an active result and the time (Unix ns) until which it is served
@@ -92,6 +93,12 @@ func newClient(endpointURL *string, auth ClientAuthenticator, opts ...Option) (*
 		metrics: telemetry.New(cfg.meters, cfg.tracers)}
 	c.ep.Store(ep)
 	c.rev.gen.Store(1) // local stamps start at 1; 0 marks a shared entry
+	if cfg.local != nil {
+		if c.local, err = newLocalJWT(&cfg); err != nil {
+			return nil, err
+		}
+		c.local.keys.metrics = c.metrics
+	}
 	if !cfg.noCache {
 		if c.cache, err = cache.New[[sha256.Size]byte, cached](cfg.cacheSize, cache.WithClock(cfg.now), cache.WithMaxCost(cfg.cacheBytes, entryCost)); err != nil {
 			return nil, fmt.Errorf("introspect: %w", err)
@@ -143,6 +150,7 @@ func (cfg *config) validate() error {
 			{cfg.shared != nil, "WithSharedCache"}, {cfg.staleIfErr > 0, "WithStaleIfError"},
 			{cfg.sizeSet, "WithCacheSize"}, {cfg.bytesSet, "WithCacheBytes"},
 			{cfg.negativeSet, "WithNegativeTTL"}, {cfg.negSizeSet, "WithNegativeCacheSize"},
+			{cfg.local != nil, "WithLocalJWT"},
 		} {
 			if o.set {
 				with = append(with, o.name)
@@ -203,6 +211,11 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Response, error
 		return nil, ErrInactive
 	}
 	c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Miss)
+	if c.local != nil {
+		if r, err, decided := c.decideLocally(ctx, key, token); decided {
+			return r, err
+		}
+	}
 	r, err := c.introspectMiss(ctx, key, token)
 	if err != nil && stale != nil && errors.Is(err, ErrUnavailable) {
 		c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Stale)
@@ -242,7 +255,11 @@ func (c *Client) lookup(ctx context.Context, key [sha256.Size]byte, at time.Time
 	switch state {
 	case hitActive:
 		c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Hit)
-		c.metrics.Age(ctx, age)
+		src := telemetry.Introspected
+		if r.local {
+			src = telemetry.Local
+		}
+		c.metrics.Age(ctx, age, src)
 	case hitInactive:
 		c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Hit)
 	}

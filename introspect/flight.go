@@ -21,34 +21,7 @@ import (
 func (c *Client) introspectMiss(ctx context.Context, key [sha256.Size]byte, token string) (*Response, error) {
 	var led atomic.Bool // this caller's flight ran the function
 	gen := c.rev.gen.Load()
-	var fk [sha256.Size + 8]byte
-	copy(fk[:], key[:])
-	binary.LittleEndian.PutUint64(fk[sha256.Size:], gen)
-	ch := c.group.DoChan(string(fk[:]), func() (any, error) {
-		led.Store(true)
-		// A flight that finished between our lookup and DoChan has filled
-		// the cache: look again so that one token costs one call.
-		switch r, _, state, _ := c.peek(key, c.cfg.now()); state {
-		case hitActive:
-			return r, nil
-		case hitInactive:
-			return inactive, nil
-		}
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.timeout)
-		defer cancel()
-		if r, ok := c.lookupShared(ctx, key, token); ok {
-			return r, nil
-		}
-		// Stamped with the time the request is sent, not the time the
-		// answer arrives: an invalidation in between wins.
-		s := stamp{filled: c.cfg.now().UnixNano(), gen: gen}
-		r, err := c.call(ctx, token)
-		if err != nil {
-			return nil, err
-		}
-		c.store(ctx, key, token, r, s)
-		return r, nil
-	})
+	ch := c.group.DoChan(flightKey(key, gen), c.flight(ctx, key, token, gen, &led))
 	select {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("introspect: waiting for the authorization server: %w", context.Cause(ctx))
@@ -60,6 +33,54 @@ func (c *Client) introspectMiss(ctx context.Context, key [sha256.Size]byte, toke
 			return nil, res.Err
 		}
 		return result(res.Val.(*Response), nil)
+	}
+}
+
+// flightKey is the singleflight key of the flights about the token with
+// this key that start under generation gen.
+func flightKey(key [sha256.Size]byte, gen uint64) string {
+	var fk [sha256.Size + 8]byte
+	copy(fk[:], key[:])
+	binary.LittleEndian.PutUint64(fk[sha256.Size:], gen)
+	return string(fk[:])
+}
+
+// flight returns the function of a flight about token, started under
+// generation gen: the shared cache, else the server, and the answer
+// cached. led, if not nil, is set when the function runs. A local decision
+// in the LRU ([WithLocalJWT]) is what a flight confirms, never its answer.
+func (c *Client) flight(ctx context.Context, key [sha256.Size]byte, token string, gen uint64, led *atomic.Bool) func() (any, error) {
+	return func() (any, error) {
+		if led != nil {
+			led.Store(true)
+		}
+		// A flight that finished between our lookup and DoChan has filled
+		// the cache: look again so that one token costs one call.
+		switch r, _, state, _ := c.peek(key, c.cfg.now()); state {
+		case hitActive:
+			if !r.local {
+				return r, nil
+			}
+		case hitInactive:
+			return inactive, nil
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.timeout)
+		defer cancel()
+		if r, ok := c.lookupShared(ctx, key, token); ok {
+			c.settled(ctx, key, token, r)
+			return r, nil
+		}
+		// Stamped with the time the request is sent, not the time the
+		// answer arrives: an invalidation in between wins.
+		s := stamp{filled: c.cfg.now().UnixNano(), gen: gen}
+		r, err := c.call(ctx, token)
+		if err != nil {
+			c.unsettled(ctx, key)
+			return nil, err
+		}
+		c.store(ctx, key, token, r, s)
+		c.settled(ctx, key, token, r)
+		return r, nil
 	}
 }
 
@@ -86,7 +107,7 @@ func (c *Client) lookupShared(ctx context.Context, key [sha256.Size]byte, token 
 		return nil, false
 	}
 	c.metrics.Lookup(ctx, telemetry.Shared, telemetry.Hit)
-	c.metrics.Age(ctx, now.Sub(e.Filled))
+	c.metrics.Age(ctx, now.Sub(e.Filled), telemetry.Introspected)
 	c.storeLocal(ctx, key, r, e, s)
 	return r, true
 }

@@ -69,6 +69,7 @@ type config struct {
 
 	attemptTimeout time.Duration // bounds each attempt; see WithAttemptTimeout
 	insecureHTTP   bool          // WithInsecureAllowHTTP
+	local          *LocalJWT     // WithLocalJWT; nil when off
 }
 
 func defaultConfig() config {

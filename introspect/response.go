@@ -157,7 +157,8 @@ type Response struct {
 	Issuer    string    // iss
 	JWTID     string    // jti
 
-	raw []byte // the response body, for Claims and MarshalJSON; never modified
+	raw   []byte // the response body, for Claims and MarshalJSON; never modified
+	local bool   // a local decision of WithLocalJWT; see Local
 }
 
 // Audience returns the aud claim in a new slice that the caller may modify.

@@ -85,6 +85,46 @@ const (
 
 var kindNames = [numKinds]string{"token", "subject"}
 
+// Source is where a decision's result came from: the source attribute of
+// tokenguard.decisions and tokenguard.decision.age.
+type Source uint8
+
+// Sources.
+const (
+	Introspected Source = iota // the authorization server's answer
+	Local                      // a JWT access token verified locally
+	numSources
+)
+
+var sourceNames = [numSources]string{"introspected", "local"}
+
+// Verification is the result of verifying a JWT access token locally.
+type Verification uint8
+
+// Verification results.
+const (
+	Accepted Verification = iota // decided locally: a provisional decision, confirmed in the background
+	Refused                      // refused locally: forged, expired, another issuer
+	Deferred                     // left to introspection: unknown key, keys unavailable, invalidated, not an access token
+	numVerifications
+)
+
+var verificationNames = [numVerifications]string{"accepted", "refused", "introspected"}
+
+// Confirmation is the result of the introspection that confirms a local
+// decision.
+type Confirmation uint8
+
+// Confirmation results.
+const (
+	Confirmed   Confirmation = iota // the server says active
+	Overruled                       // the server says inactive: the token is refused from then on
+	Unconfirmed                     // the server could not be asked
+	numConfirmations
+)
+
+var confirmationNames = [numConfirmations]string{"active", "inactive", "failed"}
+
 // Metrics records what tokenguard does. Create one with [New]. It is safe for
 // concurrent use.
 type Metrics struct {
@@ -96,11 +136,19 @@ type Metrics struct {
 	inFlight      metric.Int64UpDownCounter
 	invalidations metric.Int64Counter
 	age           metric.Float64Histogram
+	verifications metric.Int64Counter
+	confirmations metric.Int64Counter
+	refreshes     metric.Int64Counter
 	tracer        trace.Tracer
 
 	// Option slices built once: passing them with ... allocates nothing,
 	// where a variadic literal would escape on every call.
 	outcomeOpts [numOutcomes][]metric.AddOption
+	sourceOpts  [numOutcomes][numSources][]metric.AddOption
+	ageOpts     [numSources][]metric.RecordOption
+	verifyOpts  [numVerifications][]metric.AddOption
+	confirmOpts [numConfirmations][]metric.AddOption
+	refreshOpts [2][]metric.AddOption
 	lookupOpts  [numLevels][numLookupResults][]metric.AddOption
 	levelOpts   [numLevels][]metric.AddOption
 	resultOpts  [numResults][]metric.RecordOption
@@ -138,9 +186,27 @@ func New(mp metric.MeterProvider, tp trace.TracerProvider) *Metrics {
 	m.duration, _ = meter.Float64Histogram("tokenguard.introspection.duration", metric.WithUnit("s"), metric.WithDescription("Introspection calls to the authorization server, retries included, by result."))
 	m.inFlight, _ = meter.Int64UpDownCounter("tokenguard.introspection.in_flight", metric.WithDescription("Introspection calls under way."))
 	m.invalidations, _ = meter.Int64Counter("tokenguard.invalidations", metric.WithDescription("Invalidations applied, by kind (token, subject)."))
-	m.age, _ = meter.Float64Histogram("tokenguard.decision.age", metric.WithUnit("s"), metric.WithDescription("Age of the cached introspection result a request was decided on: how stale decisions are."))
+	m.age, _ = meter.Float64Histogram("tokenguard.decision.age", metric.WithUnit("s"), metric.WithDescription("Age of the cached result a request was decided on, by source (introspected, local): how stale decisions are."))
+	m.verifications, _ = meter.Int64Counter("tokenguard.jwt.verifications", metric.WithDescription("JWT access tokens verified locally, by result (accepted, refused, introspected)."))
+	m.confirmations, _ = meter.Int64Counter("tokenguard.jwt.confirmations", metric.WithDescription("Introspections that confirmed a local decision, by result (active, inactive, failed)."))
+	m.refreshes, _ = meter.Int64Counter("tokenguard.jwks.refreshes", metric.WithDescription("JWKS fetches forced by an unknown key ID, by result (ok, error)."))
 	for i, n := range outcomeNames {
 		m.outcomeOpts[i] = add(set("outcome", n))
+		for j, sn := range sourceNames {
+			m.sourceOpts[i][j] = add(set("outcome", n, "source", sn))
+		}
+	}
+	for i, n := range sourceNames {
+		m.ageOpts[i] = record(set("source", n))
+	}
+	for i, n := range verificationNames {
+		m.verifyOpts[i] = add(set("result", n))
+	}
+	for i, n := range confirmationNames {
+		m.confirmOpts[i] = add(set("result", n))
+	}
+	for i, n := range []string{"ok", "error"} {
+		m.refreshOpts[i] = add(set("result", n))
 	}
 	for l, ln := range levelNames {
 		m.levelOpts[l] = add(set("level", ln))
@@ -157,9 +223,34 @@ func New(mp metric.MeterProvider, tp trace.TracerProvider) *Metrics {
 	return m
 }
 
-// Decision counts one request's outcome.
+// Decision counts one request's outcome, decided before any result was
+// looked up (no token, a malformed request): without a source.
 func (m *Metrics) Decision(ctx context.Context, o Outcome) {
 	m.decisions.Add(ctx, 1, m.outcomeOpts[o]...)
+}
+
+// DecisionFrom counts one request's outcome, decided on a result from src.
+func (m *Metrics) DecisionFrom(ctx context.Context, o Outcome, src Source) {
+	m.decisions.Add(ctx, 1, m.sourceOpts[o][src]...)
+}
+
+// Verified counts a local verification of a JWT access token.
+func (m *Metrics) Verified(ctx context.Context, v Verification) {
+	m.verifications.Add(ctx, 1, m.verifyOpts[v]...)
+}
+
+// Confirmed counts the introspection that confirmed a local decision.
+func (m *Metrics) Confirmed(ctx context.Context, c Confirmation) {
+	m.confirmations.Add(ctx, 1, m.confirmOpts[c]...)
+}
+
+// Refreshed counts a JWKS fetch forced by an unknown key ID.
+func (m *Metrics) Refreshed(ctx context.Context, ok bool) {
+	i := 0
+	if !ok {
+		i = 1
+	}
+	m.refreshes.Add(ctx, 1, m.refreshOpts[i]...)
 }
 
 // Lookup counts a cache lookup.
@@ -173,8 +264,11 @@ func (m *Metrics) Evicted(ctx context.Context, l Level) { m.evictions.Add(ctx, 1
 // Coalesced counts a caller that shared another's introspection.
 func (m *Metrics) Coalesced(ctx context.Context) { m.coalesced.Add(ctx, 1) }
 
-// Age records how old the cached result a request used was.
-func (m *Metrics) Age(ctx context.Context, d time.Duration) { m.age.Record(ctx, d.Seconds()) }
+// Age records how old the cached result a request used was, and where it
+// came from.
+func (m *Metrics) Age(ctx context.Context, d time.Duration, src Source) {
+	m.age.Record(ctx, d.Seconds(), m.ageOpts[src]...)
+}
 
 // Invalidated counts an invalidation.
 func (m *Metrics) Invalidated(ctx context.Context, k Kind) {

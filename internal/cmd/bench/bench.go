@@ -39,6 +39,7 @@ type benchConfig struct {
 	coldConc        int
 	check           bool
 	cpuprofile      string
+	coldProfile     string // -cpuprofile-cold
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -54,6 +55,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&c.coldConc, "cold-concurrency", 32, "connections of the load generator in the cold-token runs over TLS")
 	fs.BoolVar(&c.check, "check", false, "exit with status 1 when a target is missed")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the first tokenguard hot-token run to this file")
+	fs.StringVar(&c.coldProfile, "cpuprofile-cold", "", "write a CPU profile of the first cold run with the authorization server in another process to this file")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
@@ -222,10 +224,15 @@ func (b *bench) load(ctx context.Context, path string, conc int, pick func(*rand
 		wg  sync.WaitGroup
 	)
 	before := b.srv.IntrospectionCalls()
-	if b.cfg.cpuprofile != "" && path == "/api/ping" {
-		if f, err := os.Create(b.cfg.cpuprofile); err == nil && pprof.StartCPUProfile(f) == nil {
-			b.cfg.cpuprofile = "" // profile one run only
-			defer func() { pprof.StopCPUProfile(); f.Close() }()
+	for _, p := range []struct {
+		file *string
+		path string
+	}{{&b.cfg.cpuprofile, "/api/ping"}, {&b.cfg.coldProfile, "/cpu/cold"}} {
+		if *p.file != "" && path == p.path {
+			if f, err := os.Create(*p.file); err == nil && pprof.StartCPUProfile(f) == nil {
+				*p.file = "" // profile one run only
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
 		}
 	}
 	cpu0 := cpuTime()

@@ -4,6 +4,7 @@
 //
 //	go run ./internal/cmd/bench [-delay 2ms] [-duration 1.5s] [-rounds 12] [-concurrency 8] [-tokens 1000]
 //	                            [-entries 100000] [-cold-tokens 20000] [-cold-concurrency 32] [-check] [-cpuprofile FILE]
+//	                            [-cpuprofile-cold FILE]
 //
 // It measures tokenguard against per-request introspection and a go-cache
 // style cache on loopback, hot and cold, over HTTP and over TLS to the

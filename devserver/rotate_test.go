@@ -103,3 +103,18 @@ func TestRoleAssertionOffLeavesRolesOutOfJWTs(t *testing.T) {
 		t.Errorf("Introspect = %v, %v; want roles from the introspection answer", r, err)
 	}
 }
+
+func TestMintTokenWithAnotherIssuer(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	tok, err := w.srv.MintToken(w.admin.UserID, devserver.TokenOptions{ProjectIDs: []string{w.project.ID}, JWT: true, Issuer: "https://evil.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if iss := jwtPart(t, tok, 1)["iss"]; iss != "https://evil.example.com" {
+		t.Fatalf("iss = %v", iss)
+	}
+	if _, err := w.client.Introspect(context.Background(), tok); err == nil {
+		t.Error("Introspect(token of another issuer) = active, want inactive")
+	}
+}

@@ -516,6 +516,10 @@ type TokenOptions struct {
 	Lifetime time.Duration
 	// JWT mints a JWT access token instead of an opaque one.
 	JWT bool
+	// Issuer, with JWT, signs the token as issued by another issuer, with
+	// this server's key: for tests that an API refuses tokens whose iss
+	// is not its issuer's. Introspection answers such a token inactive.
+	Issuer string
 }
 
 // MintToken issues an access token for the user without the token endpoint.
@@ -534,7 +538,11 @@ func (s *Server) MintToken(userID string, o TokenOptions) (string, error) {
 	if o.JWT {
 		typ = op.AccessTokenTypeJWT
 	}
-	ctx := op.ContextWithIssuer(context.Background(), s.issuer)
+	iss := s.issuer
+	if o.Issuer != "" {
+		iss = o.Issuer
+	}
+	ctx := op.ContextWithIssuer(context.Background(), iss)
 	tok, _, _, err := op.CreateAccessToken(ctx, req, typ, s.provider, &client{id: userID, tokenType: typ}, "")
 	if err != nil {
 		return "", fmt.Errorf("devserver: %w", err)

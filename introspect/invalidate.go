@@ -78,11 +78,6 @@ type revocations struct {
 	watching int
 }
 
-// stampNow returns the stamp for a request about to be sent.
-func (c *Client) stampNow() stamp {
-	return stamp{filled: c.cfg.now().UnixNano(), gen: c.rev.gen.Load()}
-}
-
 // dead reports whether an answer about r, stamped s, was overtaken by a
 // subject or token ID invalidation. It costs one atomic load while nothing
 // was invalidated.

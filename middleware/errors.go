@@ -80,7 +80,11 @@ type ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 // parameters, whose grammar allows neither, double quotes become single ones
 // and backslashes slashes. The JSON body keeps the description as it is. An
 // error that is not an [*Error] gets a 500.
-func DefaultErrorHandler(realm string) ErrorHandler {
+func DefaultErrorHandler(realm string) ErrorHandler { return defaultErrorHandler(realm, "") }
+
+// defaultErrorHandler is DefaultErrorHandler whose 401 challenges also carry
+// resource_metadata (RFC 9728 §5.1) when metadataURL is set.
+func defaultErrorHandler(realm, metadataURL string) ErrorHandler {
 	return func(w http.ResponseWriter, r *http.Request, err error) {
 		var e *Error
 		if !errors.As(err, &e) {
@@ -89,7 +93,7 @@ func DefaultErrorHandler(realm string) ErrorHandler {
 		h := w.Header()
 		switch e.StatusCode {
 		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
-			h.Set("WWW-Authenticate", challenge(realm, e))
+			h.Set("WWW-Authenticate", challenge(realm, metadataURL, e))
 		case http.StatusServiceUnavailable:
 			ra := e.RetryAfter
 			if ra <= 0 {
@@ -118,8 +122,10 @@ func DefaultErrorHandler(realm string) ErrorHandler {
 	}
 }
 
-// challenge builds the WWW-Authenticate value (RFC 6750 §3).
-func challenge(realm string, e *Error) string {
+// challenge builds the WWW-Authenticate value (RFC 6750 §3), with the
+// resource_metadata parameter of RFC 9728 §5.1 on 401s when metadataURL is
+// set.
+func challenge(realm, metadataURL string, e *Error) string {
 	var b strings.Builder
 	b.WriteString("Bearer")
 	sep := " "
@@ -133,6 +139,9 @@ func challenge(realm string, e *Error) string {
 	}
 	if realm != "" {
 		param("realm", realm, quote)
+	}
+	if metadataURL != "" && e.StatusCode == http.StatusUnauthorized {
+		param("resource_metadata", metadataURL, strict) // New checked it: nothing to replace
 	}
 	if e.Code != "" {
 		param("error", e.Code, strict)

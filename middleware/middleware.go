@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,14 @@ type Introspector interface {
 type cachedIntrospector interface {
 	Cached(ctx context.Context, token string) (*introspect.Response, bool)
 	CachedAt(ctx context.Context, token string, now time.Time) (*introspect.Response, bool)
+}
+
+// confirmer is implemented by [*introspect.Client]: the server's answer
+// about a token, never a local decision (introspect.WithLocalJWT). A
+// validator or requirement that refuses a local result is asked again on
+// it, since a JWT may lack claims (roles, scopes) that introspection gives.
+type confirmer interface {
+	Confirm(ctx context.Context, token string) (*introspect.Response, error)
 }
 
 // Middleware decides for each request whether its bearer token is good for
@@ -82,6 +91,9 @@ func New(in Introspector, audience string, opts ...Option) (*Middleware, error) 
 		cfg.audiences[i] = unique.Make(a).Value()
 	}
 	cfg.projectID = unique.Make(cfg.projectID).Value()
+	if err := checkMetadataURL(cfg.resourceMetadata); err != nil {
+		return nil, err
+	}
 	if cfg.leeway < 0 {
 		return nil, fmt.Errorf("middleware: negative leeway %v", cfg.leeway)
 	}
@@ -90,12 +102,29 @@ func New(in Introspector, audience string, opts ...Option) (*Middleware, error) 
 	}
 	m := &Middleware{in: in, cfg: cfg, errorHandler: cfg.errorHandler, metrics: telemetry.New(cfg.meters, nil)}
 	if m.errorHandler == nil {
-		m.errorHandler = DefaultErrorHandler(cfg.realm)
+		m.errorHandler = defaultErrorHandler(cfg.realm, cfg.resourceMetadata)
 	}
 	if cfg.projectID != "" {
 		m.hint = "; request the token with scope urn:zitadel:iam:org:project:id:" + cfg.projectID + ":aud"
 	}
 	return m, nil
+}
+
+// checkMetadataURL refuses a resource metadata URL that could not stand
+// as it is in a challenge parameter.
+func checkMetadataURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	bad := err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == ""
+	for i := 0; i < len(raw) && !bad; i++ {
+		bad = raw[i] <= 0x20 || raw[i] > 0x7e || raw[i] == '"' || raw[i] == '\\'
+	}
+	if bad {
+		return fmt.Errorf("middleware: resource metadata URL %q is not an absolute http(s) URL of printable ASCII without quotes or backslashes", raw)
+	}
+	return nil
 }
 
 // Wrap protects next: it serves only requests with an acceptable token, with
@@ -171,14 +200,21 @@ func (m *Middleware) decideRequest(w http.ResponseWriter, r *http.Request, reqs 
 	return m.decide(r.Context(), r, token, reqs)
 }
 
-// decide is check, counted by outcome.
+// decide is check, counted by outcome and by the source of the result it
+// rests on (local or introspected); a request refused before any result
+// was looked up has no source.
 func (m *Middleware) decide(ctx context.Context, r *http.Request, token string, reqs []Requirement) (*claimsContext, *Error) {
-	cc, err := m.check(ctx, r, token, reqs)
+	src := telemetry.Introspected
+	cc, err := m.checkFrom(ctx, r, token, reqs, &src)
 	outcome := telemetry.Allowed
 	if err != nil {
 		outcome = outcomeOf(err)
 	}
-	m.metrics.Decision(ctx, outcome)
+	if outcome == telemetry.NoToken || outcome == telemetry.InvalidRequest {
+		m.metrics.Decision(ctx, outcome)
+	} else {
+		m.metrics.DecisionFrom(ctx, outcome, src)
+	}
 	return cc, err
 }
 
@@ -206,6 +242,12 @@ func noToken() *Error {
 // carries the claims (one allocation for both), or nil for an anonymous
 // request. r is nil outside HTTP.
 func (m *Middleware) check(ctx context.Context, r *http.Request, token string, reqs []Requirement) (*claimsContext, *Error) {
+	return m.checkFrom(ctx, r, token, reqs, nil)
+}
+
+// checkFrom is check; src, if not nil, is set to where the result decided
+// on came from.
+func (m *Middleware) checkFrom(ctx context.Context, r *http.Request, token string, reqs []Requirement, src *telemetry.Source) (*claimsContext, *Error) {
 	if token == "" {
 		if m.cfg.optional && len(reqs) == 0 {
 			return nil, nil
@@ -231,13 +273,44 @@ func (m *Middleware) check(ctx context.Context, r *http.Request, token string, r
 		}
 		var err error
 		if resp, err = m.in.Introspect(ctx, token); err != nil {
+			if src != nil && errors.As(err, new(*introspect.JWTError)) {
+				*src = telemetry.Local
+			}
 			return nil, m.introspectionError(ctx, err)
 		}
 		now = m.cfg.now() // the call may have taken a while
 	}
+	if src != nil && resp.Local() {
+		*src = telemetry.Local
+	}
 	if err := m.validate(resp, now); err != nil {
 		return nil, err
 	}
+	cc, err := m.admit(ctx, r, token, resp, reqs)
+	if err == nil || !resp.Local() {
+		return cc, err
+	}
+	c, ok := m.in.(confirmer)
+	if !ok {
+		return nil, err
+	}
+	// A local decision carries the JWT's claims only: ZITADEL puts roles
+	// in it only when the project asserts them. Ask the server, and decide
+	// on its answer.
+	if resp, cerr := c.Confirm(ctx, token); cerr != nil {
+		err = m.introspectionError(ctx, cerr)
+	} else if err = m.validate(resp, m.cfg.now()); err == nil {
+		cc, err = m.admit(ctx, r, token, resp, reqs)
+	}
+	if src != nil {
+		*src = telemetry.Introspected
+	}
+	return cc, err
+}
+
+// admit runs the validators and the route's requirements on an accepted
+// result, in the request's new context.
+func (m *Middleware) admit(ctx context.Context, r *http.Request, token string, resp *introspect.Response, reqs []Requirement) (*claimsContext, *Error) {
 	cc := &claimsContext{Context: ctx, req: r, claims: Claims{
 		Subject:  resp.Subject,
 		ClientID: resp.ClientID,
@@ -307,12 +380,22 @@ func (m *Middleware) introspectionError(ctx context.Context, err error) *Error {
 	switch {
 	case errors.Is(err, introspect.ErrInactive):
 		return m.inactive(fmt.Errorf("%w: %w", ErrInactive, err))
-	case errors.Is(err, introspect.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		retry := introspect.RetryAfter(err)
+	case errors.As(err, new(*introspect.RedirectError)):
+		// The endpoint is misconfigured (it moved): a configuration error
+		// for the operator, 503 for the caller.
+		if n, ok := m.logConfig.allow(m.cfg.now()); ok {
+			m.cfg.logger.ErrorContext(ctx, "tokenguard: configuration problem: the authorization server answered with a redirect, which tokenguard never follows; configure the endpoint's final URL", "error", err.Error(), "suppressed", n)
+		}
+		return m.unavailable(err)
+	case errors.Is(err, introspect.ErrUnavailable):
 		if n, ok := m.logUnavailable.allow(m.cfg.now()); ok {
 			m.cfg.logger.WarnContext(ctx, "tokenguard: authorization server unavailable", "error", err.Error(), "suppressed", n)
 		}
-		return &Error{StatusCode: http.StatusServiceUnavailable, Description: "authorization server unavailable; retry later", RetryAfter: retry, Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
+		return m.unavailable(err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		// The caller hung up, or its own deadline passed: nothing to say
+		// about the server, so nothing is logged.
+		return m.unavailable(err)
 	case errors.Is(err, introspect.ErrClientAuth):
 		if n, ok := m.logConfig.allow(m.cfg.now()); ok {
 			m.cfg.logger.ErrorContext(ctx, "tokenguard: the authorization server rejected this API's client authentication; check the key file (is the key deleted or expired, is it the API application's key?) and the issuer", "error", err.Error(), "suppressed", n)
@@ -323,6 +406,10 @@ func (m *Middleware) introspectionError(ctx context.Context, err error) *Error {
 		}
 	}
 	return &Error{StatusCode: http.StatusInternalServerError, Description: "internal error", Err: fmt.Errorf("%w: %w", ErrMisconfigured, err)}
+}
+
+func (m *Middleware) unavailable(err error) *Error {
+	return &Error{StatusCode: http.StatusServiceUnavailable, Description: "authorization server unavailable; retry later", RetryAfter: introspect.RetryAfter(err), Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
 }
 
 // rateLimitedLog lets one log line through per second and counts the rest.

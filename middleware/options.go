@@ -18,18 +18,20 @@ const DefaultRealm = "api"
 type Option func(*config)
 
 type config struct {
-	audiences    []string
-	projectID    string
-	leeway       time.Duration
-	realm        string
-	errorHandler ErrorHandler
-	optional     bool
-	logger       *slog.Logger
-	meters       metric.MeterProvider
-	now          func() time.Time
-	systemClock  bool // now is time.Now: no WithClock
-	validators   []func(context.Context, *Claims) error
-	sources      []TokenSource // nil: the Authorization header
+	audiences []string
+	projectID string
+	leeway    time.Duration
+	realm     string
+	// resourceMetadata is the RFC 9728 metadata URL for 401 challenges.
+	resourceMetadata string
+	errorHandler     ErrorHandler
+	optional         bool
+	logger           *slog.Logger
+	meters           metric.MeterProvider
+	now              func() time.Time
+	systemClock      bool // now is time.Now: no WithClock
+	validators       []func(context.Context, *Claims) error
+	sources          []TokenSource // nil: the Authorization header
 }
 
 // WithAudience adds audiences the token's aud may contain instead of the one
@@ -53,6 +55,15 @@ func WithLeeway(d time.Duration) Option { return func(c *config) { c.leeway = d 
 // WithRealm sets the realm of WWW-Authenticate challenges. Default:
 // [DefaultRealm]. It has no effect with [WithErrorHandler].
 func WithRealm(realm string) Option { return func(c *config) { c.realm = realm } }
+
+// WithResourceMetadata makes every 401 challenge of [DefaultErrorHandler]
+// carry resource_metadata="url" (RFC 9728 §5.1), so that OAuth and MCP
+// clients can find this API's protected resource metadata and, through
+// it, the authorization server: pass the URL the document is served at
+// (package resourcemeta's Handler.URL). Default: none. It has no effect
+// with [WithErrorHandler]. [New] refuses a url that is not an absolute
+// http(s) URL of printable ASCII without quotes or backslashes.
+func WithResourceMetadata(url string) Option { return func(c *config) { c.resourceMetadata = url } }
 
 // WithErrorHandler replaces [DefaultErrorHandler] for refused requests. A
 // nil h keeps the default.

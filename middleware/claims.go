@@ -59,6 +59,17 @@ func (c *Claims) Scopes() []string {
 // HasScope reports whether scope was granted.
 func (c *Claims) HasScope(scope string) bool { return c.resp != nil && c.resp.HasScope(scope) }
 
+// Actor returns who acts on the subject's behalf when the token is
+// delegated (the act claim of RFC 8693 token exchange), and false for a
+// token the subject uses itself. See [NotDelegated] to refuse delegated
+// tokens on a route, or [WithValidator] to refuse them everywhere.
+func (c *Claims) Actor() (introspect.Actor, bool) {
+	if c.resp == nil {
+		return introspect.Actor{}, false
+	}
+	return c.resp.Actor()
+}
+
 // Response returns a copy of the whole introspection result, for claims
 // with no field here (token_type, iss, jti, private claims through
 // [introspect.Response.Claims]). Changing the copy changes nothing else.

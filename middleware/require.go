@@ -34,6 +34,26 @@ func forbidden(desc, scope string) *Error {
 	return &Error{StatusCode: http.StatusForbidden, Code: CodeInsufficientScope, Description: desc, Scope: scope, Err: ErrForbidden}
 }
 
+// NotDelegated refuses delegated tokens, those with an act claim (RFC 8693
+// token exchange), with 403: the route serves only callers acting for
+// themselves. To refuse them on every route, pass the same check to
+// [WithValidator] instead (then 401):
+//
+//	middleware.WithValidator(func(ctx context.Context, c *middleware.Claims) error {
+//		if _, delegated := c.Actor(); delegated {
+//			return errors.New("delegated tokens are not accepted")
+//		}
+//		return nil
+//	})
+func NotDelegated() Requirement {
+	return func(_ context.Context, c *Claims) error {
+		if a, ok := c.Actor(); ok {
+			return forbidden("delegated tokens are not accepted here (acting: "+strconv.Quote(a.Subject)+")", "")
+		}
+		return nil
+	}
+}
+
 // Role requires the project role in any organization.
 func Role(role string) Requirement {
 	desc := "requires project role " + strconv.Quote(role)

@@ -93,19 +93,19 @@ func TestMetricsMatchTheRequests(t *testing.T) {
 
 	got := points(t, reader)
 	want := map[string]int64{
-		"tokenguard.decisions{outcome=allowed}":              3 + 8,
-		"tokenguard.decisions{outcome=insufficient_scope}":   1,
-		"tokenguard.decisions{outcome=no_token}":             1,
-		"tokenguard.decisions{outcome=invalid_request}":      1,
-		"tokenguard.decisions{outcome=invalid_token}":        2,
-		"tokenguard.cache.lookups{level=lru,result=hit}":     2 + 1 + 1,
-		"tokenguard.cache.lookups{level=lru,result=miss}":    1 + 1 + 8,
-		"tokenguard.introspection.duration{result=active}":   2,
-		"tokenguard.introspection.duration{result=inactive}": 1,
-		"tokenguard.introspection.coalesced{}":               7,
-		"tokenguard.introspection.in_flight{}":               0,
-		"tokenguard.invalidations{kind=subject}":             1,
-		"tokenguard.decision.age{}":                          3, // the active hits
+		"tokenguard.decisions{outcome=allowed,source=introspected}":            3 + 8,
+		"tokenguard.decisions{outcome=insufficient_scope,source=introspected}": 1,
+		"tokenguard.decisions{outcome=no_token}":                               1,
+		"tokenguard.decisions{outcome=invalid_request}":                        1,
+		"tokenguard.decisions{outcome=invalid_token,source=introspected}":      2,
+		"tokenguard.cache.lookups{level=lru,result=hit}":                       2 + 1 + 1,
+		"tokenguard.cache.lookups{level=lru,result=miss}":                      1 + 1 + 8,
+		"tokenguard.introspection.duration{result=active}":                     2,
+		"tokenguard.introspection.duration{result=inactive}":                   1,
+		"tokenguard.introspection.coalesced{}":                                 7,
+		"tokenguard.introspection.in_flight{}":                                 0,
+		"tokenguard.invalidations{kind=subject}":                               1,
+		"tokenguard.decision.age{source=introspected}":                         3, // the active hits
 	}
 	for k, v := range want {
 		if got[k] != v {

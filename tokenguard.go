@@ -105,6 +105,13 @@ type Config struct {
 	// InternalTLSServerName is the name an https InternalURL's certificate
 	// is verified for, and sent in SNI. Default: the issuer's host name.
 	InternalTLSServerName string
+	// LocalJWT verifies JWT access tokens locally, with the issuer's keys
+	// (jwks_uri from discovery), and confirms each new one with one
+	// introspection in the background instead of waiting for it
+	// (introspect.WithLocalJWT); opaque tokens are introspected as usual.
+	// New fetches the keys once (with DiscoverInBackground, once discovery
+	// succeeds); call Guard.Close to stop their cache. Default: false.
+	LocalJWT bool
 
 	// IntrospectOptions tune the introspection client: cache size, max TTL,
 	// negative TTL, timeout.
@@ -154,6 +161,7 @@ func New(ctx context.Context, cfg Config, opts ...middleware.Option) (*Guard, er
 	opts = append([]middleware.Option{middleware.WithAudience(audiences...), middleware.WithProjectID(cfg.ProjectID)}, opts...)
 	mw, err := middleware.New(client, cfg.ProjectID, opts...)
 	if err != nil {
+		_ = client.Close()
 		return nil, fmt.Errorf("tokenguard: %w", err)
 	}
 	return &Guard{Middleware: mw, client: client}, nil
@@ -167,15 +175,18 @@ func newClient(ctx context.Context, cfg Config, key *clientauth.Key, hc *http.Cl
 	if cfg.InsecureAllowHTTP {
 		iopts = append(iopts, introspect.WithInsecureAllowHTTP())
 	}
-	iopts = append(iopts, cfg.IntrospectOptions...)
-	issuer, endpoint := cfg.Issuer, cfg.IntrospectionEndpoint
+	issuer, endpoint, jwksURL := cfg.Issuer, cfg.IntrospectionEndpoint, ""
 	if endpoint == "" && !cfg.DiscoverInBackground {
 		doc, err := introspect.Discover(ctx, cfg.Issuer, hc)
 		if err != nil {
 			return nil, "", fmt.Errorf("tokenguard: %w", err)
 		}
-		issuer, endpoint = doc.Issuer, doc.IntrospectionEndpoint
+		issuer, endpoint, jwksURL = doc.Issuer, doc.IntrospectionEndpoint, doc.JwksURI
 	}
+	if cfg.LocalJWT { // without a jwks_uri yet, the client discovers it when it needs it
+		iopts = append(iopts, introspect.WithLocalJWT(introspect.LocalJWT{Issuer: issuer, JWKSURL: jwksURL}))
+	}
+	iopts = append(iopts, cfg.IntrospectOptions...)
 	// Discover checks that the document names cfg.Issuer exactly, so the
 	// assertions' audience is the same whether discovery is deferred or not.
 	auth, clientID, err := credentials(cfg, key, issuer)
@@ -199,6 +210,12 @@ func newClient(ctx context.Context, cfg Config, key *clientauth.Key, hc *http.Cl
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("tokenguard: %w", err)
+	}
+	if cfg.LocalJWT {
+		if err := client.FetchJWKS(ctx); err != nil && !cfg.DiscoverInBackground {
+			_ = client.Close()
+			return nil, "", fmt.Errorf("tokenguard: Config.LocalJWT: %w", err)
+		}
 	}
 	return client, clientID, nil
 }
@@ -228,6 +245,12 @@ func (g *Guard) ReadyHandler() http.Handler {
 		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
 	})
 }
+
+// Close stops the background work of Config.LocalJWT (the cache of the
+// issuer's keys) and waits for it; JWTs are introspected from then on.
+// Without LocalJWT there is nothing to stop. It is safe to call more than
+// once.
+func (g *Guard) Close() error { return g.client.Close() }
 
 // Client returns the introspection client, for direct use.
 func (g *Guard) Client() *introspect.Client { return g.client }

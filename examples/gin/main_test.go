@@ -51,7 +51,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	body := rec.Body.String()
 	for _, want := range []string{
 		`tokenguard_decisions_total{otel_scope_name="github.com/tokenguard/tokenguard"`,
-		`outcome="allowed"} 2`, `outcome="no_token"} 1`, `outcome="insufficient_scope"} 1`,
+		`outcome="allowed",source="introspected"} 2`, `outcome="no_token"} 1`, `outcome="insufficient_scope",source="introspected"} 1`,
 		`tokenguard_cache_lookups_total{level="lru"`, `tokenguard_introspection_duration_seconds_bucket`,
 	} {
 		if !strings.Contains(body, want) {
@@ -70,3 +70,9 @@ func TestEvents(t *testing.T) {
 }
 
 func TestProgram(t *testing.T) { exampletest.Program(t, run) }
+
+func TestLocalJWT(t *testing.T) {
+	exampletest.LocalJWT(t, run, func(t *testing.T, guard *tokenguard.Guard) http.Handler {
+		return newRouter(guard.Middleware, http.NotFoundHandler())
+	})
+}

@@ -25,3 +25,7 @@ func TestEvents(t *testing.T) {
 }
 
 func TestProgram(t *testing.T) { exampletest.Program(t, run) }
+
+func TestLocalJWT(t *testing.T) {
+	exampletest.LocalJWT(t, run, func(t *testing.T, guard *tokenguard.Guard) http.Handler { return newRouter(guard.Middleware) })
+}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +40,11 @@ type Config struct {
 	// URL, the resource of its RFC 9728 metadata. Default: http://ADDR as
 	// bound.
 	ResourceURL string
+	// LocalJWT (LOCAL_JWT=true, -local-jwt) verifies JWT access tokens
+	// locally and confirms them by introspection in the background; see
+	// tokenguard.Config.LocalJWT. The development server then issues JWT
+	// access tokens.
+	LocalJWT bool
 }
 
 // ParseConfig reads the env vars ISSUER, KEY_FILE, PROJECT_ID and ADDR (and
@@ -53,6 +59,13 @@ func ParseConfig(name string, args []string, getenv func(string) string, stderr 
 func ParseConfigAt(name, defaultAddr string, args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	c := Config{Issuer: getenv("ISSUER"), KeyFile: getenv("KEY_FILE"), ProjectID: getenv("PROJECT_ID"), Addr: getenv("ADDR"),
 		InternalURL: getenv("INTERNAL_URL"), InsecureAllowHTTP: getenv("INSECURE_ALLOW_HTTP") == "1", ResourceURL: getenv("RESOURCE_URL")}
+	if v := getenv("LOCAL_JWT"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("LOCAL_JWT=%q: want true or false", v)
+		}
+		c.LocalJWT = on
+	}
 	if c.Addr == "" {
 		c.Addr = defaultAddr
 	}
@@ -64,6 +77,7 @@ func ParseConfigAt(name, defaultAddr string, args []string, getenv func(string) 
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (env ADDR)")
 	fs.StringVar(&c.InternalURL, "internal-url", c.InternalURL, "reach the issuer at this in-cluster address, with Host set to the issuer's (env INTERNAL_URL)")
 	fs.BoolVar(&c.InsecureAllowHTTP, "insecure-allow-http", c.InsecureAllowHTTP, "allow plain http beyond loopback (env INSECURE_ALLOW_HTTP=1)")
+	fs.BoolVar(&c.LocalJWT, "local-jwt", c.LocalJWT, "verify JWT access tokens locally, confirmed by introspection in the background (env LOCAL_JWT=true)")
 	fs.StringVar(&c.ResourceURL, "resource-url", c.ResourceURL, "the API's public base URL, for /.well-known/oauth-protected-resource (env RESOURCE_URL; default http://ADDR)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -86,12 +100,13 @@ func ParseConfigAt(name, defaultAddr string, args []string, getenv func(string) 
 	return c, nil
 }
 
-// NewGuard builds the guard for c.
+// NewGuard builds the guard for c. Close it when done (it holds the key
+// cache of c.LocalJWT).
 func NewGuard(ctx context.Context, c Config, opts ...middleware.Option) (*tokenguard.Guard, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return tokenguard.New(ctx, tokenguard.Config{Issuer: c.Issuer, KeyFile: c.KeyFile, ProjectID: c.ProjectID,
-		InternalURL: c.InternalURL, InsecureAllowHTTP: c.InsecureAllowHTTP}, opts...)
+		InternalURL: c.InternalURL, InsecureAllowHTTP: c.InsecureAllowHTTP, LocalJWT: c.LocalJWT}, opts...)
 }
 
 // Me is the JSON body of GET /api/me.

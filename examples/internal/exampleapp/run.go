@@ -24,7 +24,7 @@ func Run(ctx context.Context, name string, args []string, getenv func(string) st
 	}
 	ready := Announce(stdout)
 	if cfg.Issuer == "" {
-		dev, err := StartDev(stdout)
+		dev, err := StartDevFor(stdout, cfg)
 		if err != nil {
 			return err
 		}
@@ -36,6 +36,7 @@ func Run(ctx context.Context, name string, args []string, getenv func(string) st
 	if err != nil {
 		return err
 	}
+	defer guard.Close()
 	meta, err := NewMetadata(cfg) // GET /.well-known/oauth-protected-resource, public (metadata.go)
 	if err != nil {
 		return err
@@ -66,8 +67,16 @@ type Dev struct {
 // StartDev starts the development authorization server with the example's
 // project, API application and service users, and says so on stdout. Close
 // it when done.
-func StartDev(stdout io.Writer) (_ *Dev, err error) {
-	srv, err := devserver.Start()
+func StartDev(stdout io.Writer) (*Dev, error) { return StartDevFor(stdout, Config{}) }
+
+// StartDevFor is [StartDev] for the configuration c: with c.LocalJWT, the
+// server issues JWT access tokens, and the tokens it prints are JWTs.
+func StartDevFor(stdout io.Writer, c Config) (_ *Dev, err error) {
+	var sopts []devserver.Option
+	if c.LocalJWT {
+		sopts = append(sopts, devserver.WithJWTAccessTokens())
+	}
+	srv, err := devserver.Start(sopts...)
 	if err != nil {
 		return nil, fmt.Errorf("starting the development server: %w", err)
 	}
@@ -94,14 +103,18 @@ func StartDev(stdout io.Writer) (_ *Dev, err error) {
 	if d.ReaderUser, err = srv.CreateServiceUser("reader-bot", devserver.Grant{ProjectID: d.Project.ID, Roles: []string{"reader"}}); err != nil {
 		return nil, err
 	}
-	opts := devserver.TokenOptions{ProjectIDs: []string{d.Project.ID}}
+	opts := devserver.TokenOptions{ProjectIDs: []string{d.Project.ID}, JWT: c.LocalJWT}
 	if d.Admin, err = srv.MintToken(d.AdminUser.UserID, opts); err != nil {
 		return nil, err
 	}
 	if d.Reader, err = srv.MintToken(d.ReaderUser.UserID, opts); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(stdout, "No ISSUER set: started the development authorization server at %s\n", srv.Issuer())
+	kind := "opaque"
+	if c.LocalJWT {
+		kind = "JWT"
+	}
+	fmt.Fprintf(stdout, "No ISSUER set: started the development authorization server at %s (%s access tokens)\n", srv.Issuer(), kind)
 	fmt.Fprintf(stdout, "  project %s, API key file %s\n", d.Project.ID, d.KeyFile)
 	fmt.Fprintf(stdout, "  (set ISSUER, KEY_FILE and PROJECT_ID to use ZITADEL instead)\n")
 	return d, nil

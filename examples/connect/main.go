@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	ready := func(addr string) { fmt.Fprintf(stdout, "Connect API listening on http://%s\n", addr) }
 	if cfg.Issuer == "" {
-		dev, err := exampleapp.StartDev(stdout)
+		dev, err := exampleapp.StartDevFor(stdout, cfg)
 		if err != nil {
 			return err
 		}
@@ -78,6 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	defer guard.Close()
 	var protocols http.Protocols // HTTP/1.1 for curl and browsers, plaintext HTTP/2 for gRPC clients
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)

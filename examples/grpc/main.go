@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	ready := func(addr string) { fmt.Fprintf(stdout, "gRPC API listening on %s (plaintext HTTP/2)\n", addr) }
 	if cfg.Issuer == "" {
-		dev, err := exampleapp.StartDev(stdout)
+		dev, err := exampleapp.StartDevFor(stdout, cfg)
 		if err != nil {
 			return err
 		}
@@ -83,6 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	defer guard.Close()
 	srv, stopping, err := newServer(guard.Middleware)
 	if err != nil {
 		return err

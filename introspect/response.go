@@ -249,15 +249,41 @@ func (r *Response) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	var w wire
-	for name, dst := range map[string]any{
-		"active": &w.Active, "scope": &w.Scope, "client_id": &w.ClientID, "username": &w.Username,
-		"token_type": &w.TokenType, "exp": &w.Expiration, "iat": &w.IssuedAt, "nbf": &w.NotBefore,
-		"sub": &w.Subject, "aud": &w.Audience, "iss": &w.Issuer, "jti": &w.JWTID, ClaimOrgID: &w.OrgID,
-	} {
-		if v, ok := members[name]; ok {
-			if err := json.Unmarshal(v, dst); err != nil {
-				return fmt.Errorf("claim %q: %w", name, err)
-			}
+	for name, v := range members {
+		var dst any
+		switch name {
+		case "active":
+			dst = &w.Active
+		case "scope":
+			dst = &w.Scope
+		case "client_id":
+			dst = &w.ClientID
+		case "username":
+			dst = &w.Username
+		case "token_type":
+			dst = &w.TokenType
+		case "exp":
+			dst = &w.Expiration
+		case "iat":
+			dst = &w.IssuedAt
+		case "nbf":
+			dst = &w.NotBefore
+		case "sub":
+			dst = &w.Subject
+		case "aud":
+			dst = &w.Audience
+		case "iss":
+			dst = &w.Issuer
+		case "jti":
+			dst = &w.JWTID
+		case ClaimOrgID:
+			w.OrgID = v
+			continue
+		default:
+			continue
+		}
+		if err := json.Unmarshal(v, dst); err != nil {
+			return fmt.Errorf("claim %q: %w", name, err)
 		}
 	}
 	*r = Response{
@@ -280,11 +306,17 @@ func (r *Response) UnmarshalJSON(data []byte) error {
 	if r.ClientID == r.Subject {
 		r.ClientID = r.Subject // service users: one string, not two
 	}
+	var lastRaw json.RawMessage // ZITADEL sends the same grants twice: decode them once
+	var last Roles
 	for name, v := range members {
 		if !strings.HasPrefix(name, projectRolesPrefix) || !strings.HasSuffix(name, projectRolesSuffix) {
 			continue
 		}
-		roles := decodeRoles(v)
+		roles := last
+		if lastRaw == nil || !bytes.Equal(v, lastRaw) {
+			roles = decodeRoles(v)
+			lastRaw, last = v, roles
+		}
 		if name == ClaimRoles {
 			r.roles = roles
 			continue
@@ -333,11 +365,20 @@ func Decode(data []byte) (*Response, error) {
 // decodeRoles reads {"role": {"orgID": "domain"}}, skipping entries of other
 // shapes rather than failing: an odd claim grants nothing.
 func decodeRoles(v json.RawMessage) Roles {
+	var roles []RoleGrant
+	var exact map[string]map[string]string // the shape ZITADEL sends: one pass
+	if json.Unmarshal(v, &exact) == nil {
+		for role, orgs := range exact {
+			for org, domain := range orgs {
+				roles = append(roles, RoleGrant{Role: intern(role), OrgID: intern(org), Domain: intern(domain)})
+			}
+		}
+		return sortedRoles(roles)
+	}
 	var m map[string]json.RawMessage
 	if json.Unmarshal(v, &m) != nil {
 		return Roles{}
 	}
-	var roles []RoleGrant
 	for role, orgs := range m {
 		var om map[string]any
 		if json.Unmarshal(orgs, &om) != nil {
@@ -348,6 +389,10 @@ func decodeRoles(v json.RawMessage) Roles {
 			roles = append(roles, RoleGrant{Role: intern(role), OrgID: intern(org), Domain: intern(d)})
 		}
 	}
+	return sortedRoles(roles)
+}
+
+func sortedRoles(roles []RoleGrant) Roles {
 	if len(roles) == 0 {
 		return Roles{}
 	}

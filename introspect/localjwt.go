@@ -1,6 +1,7 @@
 package introspect
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -84,9 +85,16 @@ type LocalJWT struct {
 //
 // A local decision is provisional: one introspection confirms it at once,
 // in the background, and its answer replaces it in the cache; until then
-// (at most [WithTimeout]) the local result is served. See the package doc's
-// Revocation section for the resulting bounds. [Response.Local] tells a
-// local result; [Client.Confirm] waits for the server's answer.
+// (at most [WithTimeout]) the local result is served. So a JWT revoked
+// while in use is refused within the max TTL plus one round trip, one
+// revoked before its first use here after one round trip (and never
+// decided locally again), and a token that an invalidation on record
+// concerns, or any token for the max TTL after [Client.Purge], is decided
+// by the server on the request path. A confirmation that fails ends the
+// local decision: the next request asks the server, unless
+// [WithStaleIfError] covers the time since the first unconfirmed one.
+// [Response.Local] tells a local result; [Client.Confirm] waits for the
+// server's answer.
 //
 // Default: off. It needs the cache ([New] refuses it with [WithoutCache]).
 // The JWKS cache starts goroutines on first use (or [Client.FetchJWKS]);
@@ -269,29 +277,15 @@ func (l *localJWT) verify(ctx context.Context, h jwsHeader, token string, now ti
 	if err != nil {
 		return nil, &JWTError{Reason: "signature does not verify"}
 	}
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &members); err != nil {
-		return nil, &JWTError{Reason: "payload is not a JSON object"}
-	}
-	for _, name := range []string{"sub", "jti", "exp"} {
-		if len(members[name]) == 0 {
-			return nil, errNoKey // not an access token as ZITADEL issues them: the server decides
-		}
-	}
-	for _, name := range []string{"nonce", "at_hash"} {
-		if len(members[name]) > 0 {
-			return nil, errNoKey // an ID token, not an access token: the server decides
-		}
-	}
-	members["active"] = json.RawMessage("true")
-	body, err := json.Marshal(members)
-	if err != nil {
-		return nil, &JWTError{Reason: "payload cannot be read"}
-	}
 	r := new(Response)
-	if err := r.UnmarshalJSON(body); err != nil {
-		return nil, &JWTError{Reason: "claims of the wrong type"}
+	if err := r.UnmarshalJSON(payload); err != nil {
+		return nil, &JWTError{Reason: "payload is not a JSON object of claims of the right types"}
 	}
+	if r.Subject == "" || r.JWTID == "" || r.Expiration.AsTime().IsZero() ||
+		bytes.Contains(payload, []byte(`"nonce"`)) || bytes.Contains(payload, []byte(`"at_hash"`)) {
+		return nil, errNoKey // not an access token as ZITADEL issues them (an ID token?): the server decides
+	}
+	r.Active = true // what the signature, iss and exp below establish; the payload's own "active" means nothing
 	r.local = true
 	switch exp, nbf := r.Expiration.AsTime(), r.NotBefore.AsTime(); {
 	case r.Issuer != l.issuer:

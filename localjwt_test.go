@@ -7,8 +7,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -394,5 +397,78 @@ func TestLocalJWTWithoutTheProjectInAudience(t *testing.T) {
 	if rec.Code != http.StatusUnauthorized || !strings.Contains(challenge, `error="invalid_token"`) ||
 		!strings.Contains(challenge, "urn:zitadel:iam:org:project:id:"+w.project.ID+":aud") {
 		t.Errorf("GET with a JWT without the project in aud = %d %q, want 401 invalid_token naming the audience scope", rec.Code, challenge)
+	}
+}
+
+// With DiscoverInBackground, a guard started while the server is down
+// finds the JWKS once discovery succeeds, and then decides JWTs locally.
+func TestLocalJWTWithDiscoveryInBackground(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	issuer := "http://" + addr
+	srv, err := devserver.Start(devserver.WithIssuer(issuer), devserver.WithJWTAccessTokens())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	var held atomic.Bool
+	srv.SetIntrospectionFault(func(w http.ResponseWriter, _ *http.Request) bool {
+		if held.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	project := srv.CreateProject("API").ID
+	app, _ := srv.CreateAPIApp(project)
+	user, _ := srv.CreateServiceUser("worker", devserver.Grant{ProjectID: project})
+	clk := &fakeClock{t: time.Now()}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	g, err := tokenguard.New(ctx, tokenguard.Config{Issuer: issuer, KeyFile: writeKey(t, app.KeyJSON), ProjectID: project,
+		DiscoverInBackground: true, LocalJWT: true, IntrospectOptions: []introspect.Option{introspect.WithClock(clk.Now)}},
+		discardLogs(), middleware.WithClock(clk.Now))
+	if err != nil {
+		t.Fatalf("New with the server down: %v", err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	api := g.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	call := func(token string) int {
+		req := httptest.NewRequest(http.MethodGet, "/api", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	mint := func() string {
+		tok, err := srv.MintToken(user.UserID, devserver.TokenOptions{ProjectIDs: []string{project}, JWT: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	if code := call(mint()); code != http.StatusServiceUnavailable {
+		t.Errorf("JWT while the server is down = %d, want 503", code)
+	}
+	target, _ := url.Parse(srv.URL())
+	up, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the issuer's port was taken meanwhile: %v", err)
+	}
+	proxy := &http.Server{Handler: httputil.NewSingleHostReverseProxy(target), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = proxy.Serve(up) }()
+	t.Cleanup(func() { proxy.Close() })
+	clk.Advance(introspect.DeferredBackoffMax) // past every backoff
+	if err := g.Ready(ctx); err != nil {
+		t.Fatalf("Ready once the server is up = %v", err)
+	}
+	held.Store(true) // every introspection fails from now on: only a local decision can pass
+	if code := call(mint()); code != http.StatusOK {
+		t.Errorf("JWT once discovery succeeded, introspection failing = %d, want 200 decided locally", code)
 	}
 }

@@ -184,8 +184,8 @@ func (c *LRU[K, V]) GetAt(key K, at time.Time) (v V, ok bool) {
 // Add stores value under key until expires, replacing any previous entry and
 // evicting the least recently used entries when the cache is full (by count,
 // or by cost with [WithMaxCost]). It reports whether an entry was evicted.
-// An expiry that is not in the future, or a value that costs more than a
-// shard may hold, stores nothing and removes any previous entry for key.
+// An expiry that is not in the future, or a value that costs more than the
+// whole cost bound, stores nothing and removes any previous entry for key.
 func (c *LRU[K, V]) Add(key K, value V, expires time.Time) (evicted bool) {
 	if c.cost == nil {
 		return c.add(key, value, expires)

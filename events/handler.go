@@ -153,6 +153,9 @@ func (h *Handler) apply(ctx context.Context, e *Event) error {
 		return h.invalidateKnown(ctx, e, h.loginSessions.get(id))
 	case endsUnscoped:
 		return h.invalidateKnown(ctx, e, "")
+	default: // a type this handler does not know: say so, change nothing
+		h.warn(&h.unresolvedLog, "tokenguard: event type not handled; nothing invalidated (see events.WithResolver)",
+			"event", e.EventType, "aggregate_type", e.AggregateType, "aggregate_id", e.AggregateID)
 	}
 	return nil
 }

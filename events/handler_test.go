@@ -432,3 +432,31 @@ func FuzzHandler(f *testing.F) {
 		}
 	})
 }
+
+// An event type the handler does not know is logged (rate-limited), not
+// silently dropped: the operator subscribed to it for a reason.
+func TestUnknownEventTypesAreLogged(t *testing.T) {
+	t.Parallel()
+	logs := &lines{}
+	rec := &recorder{}
+	h, err := events.NewHandler(string(key), rec, events.WithLogger(slog.New(logs)), events.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		b := ev("project.role.removed", "project", "p1", `{"key":"admin"}`)
+		req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(b))
+		req.Header.Set("ZITADEL-Signature", events.Sign(b, now, key))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 {
+			t.Fatalf("unknown event type: %d, want 200", w.Code)
+		}
+	}
+	if got := logs.get(); len(got) != 1 || !strings.Contains(got[0], "event type not handled") || !strings.Contains(got[0], "project.role.removed") {
+		t.Errorf("20 events of an unknown type logged %q, want one Warn naming the type", got)
+	}
+	if len(rec.got()) != 0 {
+		t.Errorf("an unknown event invalidated %q", rec.got())
+	}
+}

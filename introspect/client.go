@@ -141,6 +141,18 @@ func (cfg *config) validate() error {
 	case cfg.threshold < 0 || (cfg.threshold > 0 && cfg.cooldown <= 0):
 		return fmt.Errorf("introspect: circuit breaker threshold %d, cooldown %v: threshold must not be negative, cooldown positive", cfg.threshold, cfg.cooldown)
 	}
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"timeout", cfg.timeout}, {"max TTL", cfg.maxTTL}, {"negative TTL", cfg.negativeTTL},
+		{"stale-if-error window", cfg.staleIfErr}, {"in-flight wait", cfg.flightWait},
+		{"retry backoff", cfg.backoff}, {"circuit breaker cooldown", cfg.cooldown}, {"attempt timeout", cfg.attemptTimeout},
+	} {
+		if d.d > MaxDuration {
+			return fmt.Errorf("introspect: %s %v is longer than %v: an answer cached that long is no longer an answer", d.name, d.d, MaxDuration)
+		}
+	}
 	if cfg.noCache {
 		var with []string
 		for _, o := range []struct {
@@ -164,10 +176,13 @@ func (cfg *config) validate() error {
 }
 
 // entryCost is what a cached result costs against [WithCacheBytes]: the
-// Response and the cache's own bookkeeping, its body, and the decoded
-// fields, which are never larger than the body they come from.
+// Response's footprint, measured when it was decoded, and the cache's own
+// bookkeeping.
 func entryCost(e cached) int64 {
-	return int64(unsafe.Sizeof(Response{})) + 2*int64(len(e.resp.raw)) + entryOverhead
+	if e.resp.size > 0 {
+		return e.resp.size + entryOverhead
+	}
+	return int64(unsafe.Sizeof(Response{})) + 2*int64(len(e.resp.raw)) + entryOverhead // not from Decode
 }
 
 // entryOverhead is the bookkeeping of one LRU entry: list node, map slot,
@@ -218,8 +233,12 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Response, error
 	}
 	r, err := c.introspectMiss(ctx, key, token)
 	if err != nil && stale != nil && errors.Is(err, ErrUnavailable) {
-		c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Stale)
-		return stale, nil // WithStaleIfError: never past exp, see store
+		// Look again: an invalidation made while the call failed kills
+		// the stale answer too.
+		if _, stale, _, _ = c.peek(key, c.cfg.now()); stale != nil {
+			c.metrics.Lookup(ctx, telemetry.LRU, telemetry.Stale)
+			return stale, nil // WithStaleIfError: never past exp, see store
+		}
 	}
 	return r, err
 }

@@ -3,6 +3,8 @@ package introspect_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -46,7 +48,7 @@ func newClient(t *testing.T, opts ...introspect.Option) (*fakeas.Server, *intros
 }
 
 // clientFor returns a Client of as that authenticates with keyJSON.
-func clientFor(t *testing.T, as *fakeas.Server, keyJSON []byte, opts ...introspect.Option) *introspect.Client {
+func clientFor(t testing.TB, as *fakeas.Server, keyJSON []byte, opts ...introspect.Option) *introspect.Client {
 	t.Helper()
 	key, err := clientauth.ParseKey(keyJSON)
 	if err != nil {
@@ -417,6 +419,10 @@ func TestNewValidates(t *testing.T) {
 		{"WithoutCache with stale-if-error", "https://x/y", auth, []introspect.Option{introspect.WithoutCache(), introspect.WithStaleIfError(time.Minute)}},
 		{"WithoutCache with a negative TTL", "https://x/y", auth, []introspect.Option{introspect.WithNegativeTTL(time.Second), introspect.WithoutCache()}},
 		{"WithoutCache with a cache size", "https://x/y", auth, []introspect.Option{introspect.WithoutCache(), introspect.WithCacheSize(10)}},
+		{"max TTL past the bound (overflows)", "https://x/y", auth, []introspect.Option{introspect.WithMaxTTL(math.MaxInt64)}},
+		{"stale window past the bound", "https://x/y", auth, []introspect.Option{introspect.WithStaleIfError(math.MaxInt64)}},
+		{"cooldown past the bound", "https://x/y", auth, []introspect.Option{introspect.WithCircuitBreaker(5, math.MaxInt64)}},
+		{"timeout past the bound", "https://x/y", auth, []introspect.Option{introspect.WithTimeout(math.MaxInt64)}},
 	}
 	for _, tt := range tests {
 		if _, err := introspect.New(tt.endpoint, tt.auth, tt.opts...); err == nil {
@@ -442,38 +448,54 @@ func TestNewValidates(t *testing.T) {
 // large answers cannot make 10,000 entries take gigabytes.
 func TestCacheBoundedInBytes(t *testing.T) {
 	t.Parallel()
-	big := strings.Repeat("x", 256<<10) // 256 KiB of metadata per answer
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = r.ParseForm()
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"active":true,"sub":"` + r.PostForm.Get("token") + `","aud":["p"],"metadata":"` + big + `"}`))
-	}))
-	t.Cleanup(srv.Close)
-	const limit = 8 << 20
-	c, err := introspect.New(srv.URL, clientauth.ClientSecretBasic{ClientID: "a", Secret: "b"}, introspect.WithCacheBytes(limit))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	const tokens = 200 // 50 MiB of answers
-	for i := range tokens {
-		if _, err := c.Introspect(context.Background(), "token-"+strconv.Itoa(i)); err != nil {
-			t.Fatal(err)
+	// A big body, and one that decodes to several times its size: many
+	// short role grants and scopes.
+	var roles, scopes strings.Builder
+	for i := range 20_000 {
+		if i > 0 {
+			roles.WriteByte(',')
+			scopes.WriteByte(' ')
 		}
+		fmt.Fprintf(&roles, `"r%d":{"o":""}`, i)
+		fmt.Fprintf(&scopes, "s%d", i)
 	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 2*limit {
-		t.Errorf("heap grew by %d MiB caching %d answers of 256 KiB under a %d MiB bound", grown>>20, tokens, limit>>20)
-	}
-	// The most recent answers are kept; the oldest were evicted.
-	if _, ok := c.Cached(context.Background(), "token-"+strconv.Itoa(tokens-1)); !ok {
-		t.Error("the latest answer was not cached")
-	}
-	if _, ok := c.Cached(context.Background(), "token-0"); ok {
-		t.Error("the oldest answer is still cached past the byte bound")
+	for _, tc := range []struct{ name, claims string }{
+		{"metadata", `"metadata":"` + strings.Repeat("x", 256<<10) + `"`},
+		{"many roles and scopes", `"urn:zitadel:iam:org:project:roles":{` + roles.String() + `},"scope":"` + scopes.String() + `"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_ = r.ParseForm()
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(`{"active":true,"sub":"` + r.PostForm.Get("token") + `","aud":["p"],` + tc.claims + `}`))
+			}))
+			t.Cleanup(srv.Close)
+			const limit = 8 << 20
+			c, err := introspect.New(srv.URL, clientauth.ClientSecretBasic{ClientID: "a", Secret: "b"}, introspect.WithCacheBytes(limit))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			const tokens = 100
+			for i := range tokens {
+				if _, err := c.Introspect(context.Background(), "token-"+strconv.Itoa(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 2*limit {
+				t.Errorf("heap grew by %d MiB caching %d large answers under a %d MiB bound", grown>>20, tokens, limit>>20)
+			}
+			if _, ok := c.Cached(context.Background(), "token-"+strconv.Itoa(tokens-1)); !ok {
+				t.Error("the latest answer was not cached")
+			}
+			if _, ok := c.Cached(context.Background(), "token-0"); ok {
+				t.Error("the oldest answer is still cached past the byte bound")
+			}
+		})
 	}
 }
 

@@ -12,29 +12,39 @@ import (
 
 // Invalidation and its ordering with introspections in the air.
 //
-// Every invalidation (a token, a subject, a token ID, a purge) takes the next
-// number of one counter, the generation, and records it. A request to the
-// server (or to the shared cache) remembers the generation it started under,
-// and its answer carries it into the cache. An answer is dead, and never
-// served or stored, when an invalidation that concerns it has a higher
-// generation: the invalidation happened while the request was in the air,
-// or after the answer was cached. Generations are this process's own order
-// of events, so a slow answer loses to an invalidation whatever the clocks
-// say, and a request sent after this process learned of an invalidation is
-// never refused for it, whatever the other replica's clock said.
+// Every invalidation made in this process (a token, a subject, a token ID,
+// a purge) takes the next number of one counter, the generation, and
+// records it. A request to the server (or to the shared cache) remembers
+// the generation it started under, and its answer carries it into the
+// cache. An answer is dead, and never served or stored, when a local
+// invalidation that concerns it has a higher generation: the invalidation
+// happened while the request was in the air, or after the answer was
+// cached. Generations are this process's own order of events, so a slow
+// answer loses to a local invalidation whatever the clock says.
 //
-// Answers taken from the shared cache were filled by another replica, whose
-// generations mean nothing here: they are dead when they were filled at or
-// before the time of an invalidation (the invalidating replica's clock).
+// An invalidation another replica reports (the ...At methods) carries the
+// time it was made on that replica's clock: it kills answers filled (sent)
+// at or before that time, and nothing filled after it, so a late or
+// replayed report cannot refuse a decision made since. A report no later
+// than one already recorded for the same token, subject or token ID
+// changes nothing: replays are no-ops. Answers taken from the shared cache
+// were filled by another replica, whose generations mean nothing here: the
+// clocks alone judge them, against every invalidation.
 //
-// The singleflight key carries the generation, so a request that starts
-// after an invalidation never joins a flight that started before it.
+// The singleflight key carries the generation, which every new
+// invalidation advances, so a request that starts after an invalidation
+// never joins a flight that started before it.
 
-// revocation is one recorded invalidation.
+// revocation is what is recorded of the invalidations of one token,
+// subject or token ID.
 type revocation struct {
-	gen uint64 // generation of the invalidation
-	at  int64  // when it was made (Unix ns), on the invalidating replica's clock
+	gen      uint64 // generation of the latest local invalidation; 0 if none
+	localAt  int64  // when it was made (Unix ns)
+	remoteAt int64  // time of the latest reported invalidation (the reporter's clock); 0 if none
 }
+
+// latest is the time of the latest invalidation, local or reported.
+func (r revocation) latest() int64 { return max(r.localAt, r.remoteAt) }
 
 // stamp says where an answer comes from, for the revocation checks.
 type stamp struct {
@@ -42,12 +52,12 @@ type stamp struct {
 	gen    uint64 // generation the request started under; 0 for shared entries
 }
 
-// deadBy reports whether the invalidation r concerns an answer stamped s.
+// deadBy reports whether the invalidations r concern an answer stamped s.
 func (s stamp) deadBy(r revocation) bool {
 	if s.gen == 0 { // from the shared cache: only the clocks can tell
-		return s.filled <= r.at
+		return s.filled <= r.latest()
 	}
-	return s.gen < r.gen
+	return s.gen < r.gen || s.filled <= r.remoteAt
 }
 
 type revKind uint8
@@ -72,6 +82,7 @@ type revocations struct {
 	byID   map[revKey]revocation
 	keys   map[[sha256.Size]byte]revocation // tombstones of invalidated tokens
 	purged uint64                           // generation of the last Purge
+	pruned int64                            // when records were last pruned (Unix ns)
 
 	watchMu  sync.Mutex // guards watchers and watching
 	watchers map[watchKey]map[*watcher]struct{}
@@ -113,39 +124,96 @@ func (c *Client) deadForStore(key [sha256.Size]byte, r *Response, s stamp) bool 
 	return ok && s.deadBy(x)
 }
 
-// record notes an invalidation made at at under the next generation, through
-// set. Records are kept as long as an answer they concern can live: max TTL
-// plus the stale-if-error window and the timeout.
-func (c *Client) record(at time.Time, set func(revocation)) {
+// record notes an invalidation through merge, which gets the generation it
+// would take and returns the record to keep and whether anything changed;
+// a local invalidation always does, a reported one only when it is later
+// than what is recorded. It returns the generation taken, or 0 when nothing
+// changed. Records are kept as long as an answer they concern can live
+// (max TTL plus the stale-if-error window and the timeout) and pruned at
+// most once a second, so that a burst of invalidations costs each one a
+// map update, not a scan.
+func (c *Client) record(merge func(gen uint64) bool) uint64 {
 	rv := &c.rev
 	now := c.cfg.now().UnixNano()
-	keep := int64(c.cfg.maxTTL + c.cfg.staleIfErr + c.cfg.timeout)
 	rv.mu.Lock()
-	x := revocation{gen: rv.gen.Add(1), at: at.UnixNano()}
+	defer rv.mu.Unlock()
 	if rv.byID == nil {
 		rv.byID = map[revKey]revocation{}
 		rv.keys = map[[sha256.Size]byte]revocation{}
 	}
-	set(x)
-	for k, old := range rv.byID {
-		if now-old.at > keep && old.gen != x.gen {
-			delete(rv.byID, k)
-		}
+	gen := rv.gen.Load() + 1
+	if !merge(gen) {
+		return 0
 	}
-	for k, old := range rv.keys {
-		if now-old.at > keep && old.gen != x.gen {
-			delete(rv.keys, k)
+	rv.gen.Store(gen) // under mu: generations are taken in order
+	if now-rv.pruned >= int64(time.Second) {
+		rv.pruned = now
+		keep := int64(c.cfg.maxTTL + c.cfg.staleIfErr + c.cfg.timeout)
+		for k, old := range rv.byID {
+			if now-old.latest() > keep && old.gen != gen {
+				delete(rv.byID, k)
+			}
+		}
+		for k, old := range rv.keys {
+			if now-old.latest() > keep && old.gen != gen {
+				delete(rv.keys, k)
+			}
 		}
 	}
 	rv.hasByID.Store(len(rv.byID) > 0)
-	rv.mu.Unlock()
+	return gen
 }
 
-func later(old, x revocation, ok bool) revocation {
-	if ok && old.at > x.at {
-		x.at = old.at // keep the latest time; the generation is new
+// merged returns old with a local invalidation of generation gen at now,
+// or one reported at at (remote), and whether that changed anything.
+func merged(old revocation, gen uint64, now, at int64, remote bool) (revocation, bool) {
+	if remote {
+		if at <= old.remoteAt {
+			return old, false // a replay, or older news
+		}
+		old.remoteAt = at
+		return old, true
 	}
-	return x
+	old.gen, old.localAt = gen, max(old.localAt, now)
+	return old, true
+}
+
+func (c *Client) invalidateKey(key [sha256.Size]byte, at time.Time, remote bool) {
+	now, t := c.cfg.now().UnixNano(), at.UnixNano()
+	if c.record(func(gen uint64) bool {
+		x, changed := merged(c.rev.keys[key], gen, now, t, remote)
+		c.rev.keys[key] = x
+		return changed
+	}) == 0 {
+		return
+	}
+	c.metrics.Invalidated(context.Background(), telemetry.Token)
+	if c.cache != nil { // after the record: a store that raced it re-checks
+		if e, ok := c.cache.Get(key); !remote || !ok || e.stamp.deadBy(revocation{remoteAt: t}) {
+			c.cache.Remove(key)
+		}
+		if c.neg != nil {
+			c.neg.Remove(key)
+		}
+	}
+	c.notify(watchKey{key: key}, remote, t)
+}
+
+func (c *Client) invalidateID(k revKey, at time.Time, remote bool) {
+	now, t := c.cfg.now().UnixNano(), at.UnixNano()
+	if c.record(func(gen uint64) bool {
+		x, changed := merged(c.rev.byID[k], gen, now, t, remote)
+		c.rev.byID[k] = x
+		return changed
+	}) == 0 {
+		return
+	}
+	kind := telemetry.Subject
+	if k.kind == byTokenID {
+		kind = telemetry.Token
+	}
+	c.metrics.Invalidated(context.Background(), kind)
+	c.notify(watchKey{kind: k.kind, id: k.id}, remote, t)
 }
 
 // Invalidate drops the cached answer for token, if any, so that the next
@@ -155,32 +223,23 @@ func later(old, x revocation, ok bool) revocation {
 func (c *Client) Invalidate(token string) {
 	key := c.key(token)
 	at := c.cfg.now()
-	c.InvalidateCacheKeyAt(key, at)
+	c.invalidateKey(key, at, false)
 	if si, ok := c.cfg.shared.(SharedInvalidator); ok {
 		_ = si.InvalidateShared(context.Background(), key, token, at)
 	}
 }
 
-// InvalidateCacheKey is [Client.InvalidateCacheKeyAt] at the present time.
-func (c *Client) InvalidateCacheKey(key [sha256.Size]byte) { c.InvalidateCacheKeyAt(key, c.cfg.now()) }
+// InvalidateCacheKey is [Client.Invalidate] in this process only, for a
+// caller that has the cache key rather than the token.
+func (c *Client) InvalidateCacheKey(key [sha256.Size]byte) { c.invalidateKey(key, c.cfg.now(), false) }
 
-// InvalidateCacheKeyAt drops the cached result with that key (see
-// [Client.CacheKey]) in this process only, as another replica reports an
-// invalidation made at the given time: answers in the air are not cached,
-// and a shared entry filled at or before at is refused.
+// InvalidateCacheKeyAt applies, in this process only, an invalidation of
+// the token with that key (see [Client.CacheKey]) that another replica
+// reports it made at the given time: answers filled at or before at are
+// dropped and not cached; a report no later than one already applied for
+// the key changes nothing.
 func (c *Client) InvalidateCacheKeyAt(key [sha256.Size]byte, at time.Time) {
-	c.metrics.Invalidated(context.Background(), telemetry.Token)
-	c.record(at, func(x revocation) {
-		old, ok := c.rev.keys[key]
-		c.rev.keys[key] = later(old, x, ok)
-	})
-	if c.cache != nil { // after the record: a store that raced it re-checks
-		c.cache.Remove(key)
-		if c.neg != nil {
-			c.neg.Remove(key)
-		}
-	}
-	c.notify(watchKey{key: key})
+	c.invalidateKey(key, at, true)
 }
 
 // InvalidateSubject makes every result cached for the subject (a user)
@@ -192,23 +251,18 @@ func (c *Client) InvalidateCacheKeyAt(key [sha256.Size]byte, at time.Time) {
 // window and the timeout), then forgotten.
 func (c *Client) InvalidateSubject(subject string) {
 	at := c.cfg.now()
-	c.InvalidateSubjectAt(subject, at)
+	c.invalidateID(revKey{bySubject, subject}, at, false)
 	if si, ok := c.cfg.shared.(SharedInvalidator); ok {
 		_ = si.InvalidateSubjectShared(context.Background(), subject, at)
 	}
 }
 
-// InvalidateSubjectAt is [Client.InvalidateSubject] in this process only,
-// for an invalidation made at the given time, as another replica reports
-// it.
+// InvalidateSubjectAt applies, in this process only, an invalidation of
+// the subject that another replica reports it made at the given time:
+// results filled at or before at count as stale; a report no later than
+// one already applied for the subject changes nothing.
 func (c *Client) InvalidateSubjectAt(subject string, at time.Time) {
-	c.metrics.Invalidated(context.Background(), telemetry.Subject)
-	c.record(at, func(x revocation) {
-		k := revKey{bySubject, subject}
-		old, ok := c.rev.byID[k]
-		c.rev.byID[k] = later(old, x, ok)
-	})
-	c.notify(watchKey{kind: bySubject, id: subject})
+	c.invalidateID(revKey{bySubject, subject}, at, true)
 }
 
 // InvalidateTokenID makes every result cached for the token whose jti claim
@@ -218,23 +272,17 @@ func (c *Client) InvalidateSubjectAt(subject string, at time.Time) {
 // every replica.
 func (c *Client) InvalidateTokenID(jti string) {
 	at := c.cfg.now()
-	c.InvalidateTokenIDAt(jti, at)
+	c.invalidateID(revKey{byTokenID, jti}, at, false)
 	if si, ok := c.cfg.shared.(SharedInvalidator); ok {
 		_ = si.InvalidateTokenIDShared(context.Background(), jti, at)
 	}
 }
 
-// InvalidateTokenIDAt is [Client.InvalidateTokenID] in this process only,
-// for an invalidation made at the given time, as another replica reports
-// it.
+// InvalidateTokenIDAt applies, in this process only, an invalidation of the
+// token ID that another replica reports it made at the given time, as
+// [Client.InvalidateSubjectAt] does for a subject.
 func (c *Client) InvalidateTokenIDAt(jti string, at time.Time) {
-	c.metrics.Invalidated(context.Background(), telemetry.Token)
-	c.record(at, func(x revocation) {
-		k := revKey{byTokenID, jti}
-		old, ok := c.rev.byID[k]
-		c.rev.byID[k] = later(old, x, ok)
-	})
-	c.notify(watchKey{kind: byTokenID, id: jti})
+	c.invalidateID(revKey{byTokenID, jti}, at, true)
 }
 
 // Purge drops every result cached in this process, and keeps answers that
@@ -242,14 +290,14 @@ func (c *Client) InvalidateTokenIDAt(jti string, at time.Time) {
 // missed invalidations (a lost subscription). Every watcher of
 // [Client.Watch] is told.
 func (c *Client) Purge() {
-	c.record(c.cfg.now(), func(x revocation) { c.rev.purged = x.gen })
+	c.record(func(gen uint64) bool { c.rev.purged = gen; return true })
 	if c.cache != nil {
 		c.cache.Purge()
 		if c.neg != nil {
 			c.neg.Purge()
 		}
 	}
-	c.notify(watchKey{})
+	c.notify(watchKey{}, false, 0)
 }
 
 // watchKey names what a watcher waits for: a cache key, a subject or a
@@ -261,9 +309,10 @@ type watchKey struct {
 }
 
 type watcher struct {
-	ch   chan struct{}
-	keys []watchKey
-	once sync.Once
+	ch     chan struct{}
+	keys   []watchKey
+	filled int64 // when the watched decision was filled (Unix ns); 0 if unknown
+	once   sync.Once
 }
 
 // Watch returns a channel that is closed once the decision for token, whose
@@ -271,10 +320,18 @@ type watcher struct {
 // token or its cache key, [Client.InvalidateSubject] of r's subject,
 // [Client.InvalidateTokenID] of r's jti, or [Client.Purge], in this process
 // or as another replica reports it. stop releases the watcher; call it when
-// the request ends. It does not watch expiry: the caller knows r's exp.
-// Watching costs nothing on the hit path and a map update per call here.
+// the request ends. It does not watch expiry: the caller knows r's exp. A
+// replica's report of an invalidation made before r was filled (a late or
+// replayed message) does not close it. Watching costs nothing on the hit
+// path and a map update per call here.
 func (c *Client) Watch(token string, r *Response) (invalidated <-chan struct{}, stop func()) {
-	w := &watcher{ch: make(chan struct{}), keys: []watchKey{{key: c.key(token)}}}
+	key := c.key(token)
+	w := &watcher{ch: make(chan struct{}), keys: []watchKey{{key: key}}}
+	if c.cache != nil {
+		if e, ok := c.cache.Get(key); ok && e.resp == r {
+			w.filled = e.stamp.filled
+		}
+	}
 	if r != nil && r.Subject != "" {
 		w.keys = append(w.keys, watchKey{kind: bySubject, id: r.Subject})
 	}
@@ -321,8 +378,9 @@ func (c *Client) unwatch(w *watcher) {
 }
 
 // notify closes the channels of the watchers of k (of all, for a purge) and
-// forgets them.
-func (c *Client) notify(k watchKey) {
+// forgets them; for a reported invalidation made at at, only those whose
+// decision was filled at or before it.
+func (c *Client) notify(k watchKey, remote bool, at int64) {
 	rv := &c.rev
 	rv.watchMu.Lock()
 	if rv.watching == 0 {
@@ -338,7 +396,9 @@ func (c *Client) notify(k watchKey) {
 		}
 	} else {
 		for w := range rv.watchers[k] {
-			hit = append(hit, w)
+			if !remote || w.filled <= at { // a report older than the decision spares it
+				hit = append(hit, w)
+			}
 		}
 	}
 	rv.watchMu.Unlock()

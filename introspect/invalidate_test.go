@@ -262,3 +262,76 @@ func TestSharedEntryCopiedWithOwnLifetime(t *testing.T) {
 		t.Error("the LRU copy of a shared entry outlived this replica's max TTL")
 	}
 }
+
+// A replica's report of an invalidation acts at the time it was made: a
+// late or replayed report cannot refuse decisions made since, and a report
+// no later than one already applied changes nothing.
+func TestReportedInvalidationsActAtTheirTime(t *testing.T) {
+	t.Parallel()
+	as, c := newClient(t)
+	tok := as.Mint(fakeas.Token{Subject: "alice", Audience: []string{project}, Extra: map[string]any{"jti": "jti-a"}})
+	r, err := c.Introspect(context.Background(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-50 * time.Minute)
+	for _, tc := range []struct {
+		name   string
+		report func(at time.Time)
+	}{
+		{"subject", func(at time.Time) { c.InvalidateSubjectAt("alice", at) }},
+		{"token ID", func(at time.Time) { c.InvalidateTokenIDAt("jti-a", at) }},
+		{"cache key", func(at time.Time) { c.InvalidateCacheKeyAt(c.CacheKey(tok), at) }},
+	} {
+		ch, stop := c.Watch(tok, r)
+		for range 10 { // an old message, replayed
+			tc.report(old)
+		}
+		calls := as.Calls()
+		if _, err := c.Introspect(context.Background(), tok); err != nil || as.Calls() != calls {
+			t.Errorf("%s: after 10 reports of an invalidation made before the decision: err %v, %d introspections; want the decision kept", tc.name, err, as.Calls()-calls)
+		}
+		select {
+		case <-ch:
+			t.Errorf("%s: a report older than the decision ended its watcher", tc.name)
+		default:
+		}
+		stop()
+	}
+
+	// A report made after the decision was filled refuses it, once.
+	at := time.Now()
+	c.InvalidateSubjectAt("alice", at)
+	calls := as.Calls()
+	r, err = c.Introspect(context.Background(), tok)
+	if err != nil || as.Calls() != calls+1 {
+		t.Fatalf("after a report made since the decision: err %v, %d introspections, want 1", err, as.Calls()-calls)
+	}
+	ch, stop := c.Watch(tok, r)
+	defer stop()
+	c.InvalidateSubjectAt("alice", at) // the same report again
+	calls = as.Calls()
+	if _, err := c.Introspect(context.Background(), tok); err != nil || as.Calls() != calls {
+		t.Errorf("the same report replayed: err %v, %d introspections; want no change", err, as.Calls()-calls)
+	}
+	select {
+	case <-ch:
+		t.Error("the same report replayed ended a watcher of the newer decision")
+	default:
+	}
+}
+
+// BenchmarkInvalidations: each invalidation costs a map update, not a scan
+// of every record (records are pruned at most once a second).
+func BenchmarkInvalidations(b *testing.B) {
+	as := fakeas.Start()
+	defer as.Close()
+	keyJSON, _ := as.NewApp(project)
+	c := clientFor(b, as, keyJSON)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		c.InvalidateTokenID(strconv.Itoa(i))
+		i++
+	}
+}

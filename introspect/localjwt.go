@@ -309,10 +309,10 @@ func (c *Client) touched(key [sha256.Size]byte, r *Response, now time.Time) bool
 	purged := rv.purged
 	recent := func(k revKey) bool {
 		x, ok := rv.byID[k]
-		return ok && k.id != "" && t-x.at <= keep
+		return ok && k.id != "" && t-x.latest() <= keep
 	}
 	x, ok := rv.keys[key]
-	hit := (ok && t-x.at <= keep) || recent(revKey{bySubject, r.Subject}) || recent(revKey{byTokenID, r.JWTID})
+	hit := (ok && t-x.latest() <= keep) || recent(revKey{bySubject, r.Subject}) || recent(revKey{byTokenID, r.JWTID})
 	rv.mu.RUnlock()
 	if hit || purged == 0 {
 		return hit
@@ -359,7 +359,7 @@ func (c *Client) settled(ctx context.Context, key [sha256.Size]byte, token strin
 	l.states.Add(key, jwtState{server: true, exp: st.exp}, expires)
 	if pending {
 		c.metrics.Confirmed(ctx, telemetry.Overruled)
-		c.notify(watchKey{key: key}) // streams opened on the local decision end
+		c.notify(watchKey{key: key}, false, 0) // streams opened on the local decision end
 	}
 }
 

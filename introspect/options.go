@@ -32,6 +32,9 @@ const (
 	// circuit breaker; DefaultBreakerCooldown is how long it stays open.
 	DefaultBreakerThreshold = 5
 	DefaultBreakerCooldown  = 5 * time.Second
+	// MaxDuration bounds every duration option (max TTL, stale-if-error
+	// window, timeouts, cool-downs), so that no sum of them overflows.
+	MaxDuration = 24 * time.Hour
 	// MaxResponseSize caps how much of a response body is read.
 	MaxResponseSize = 1 << 20
 	// DefaultAttemptTimeout bounds each attempt of a call; see
@@ -120,11 +123,10 @@ func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = 
 func WithCacheSize(n int) Option { return func(c *config) { c.cacheSize, c.sizeSet = n, true } }
 
 // WithCacheBytes bounds the memory the cached active results take, besides
-// their number: each costs its response body and decoded fields (at most
-// [MaxResponseSize] each, however large the server's answers), and the
-// least recently used are evicted to stay under n. The cache is split in
-// 16 shards from 1,024 entries, each with an equal part of n; a result
-// larger than its part is served but not cached. Default:
+// their number: each costs its response body and decoded fields, measured
+// when it is decoded (the body is at most [MaxResponseSize], however large
+// the server's answers), and the least recently used are evicted to stay
+// under n; a result larger than n is served but not cached. Default:
 // [DefaultCacheBytes] (64 MiB). It must be positive.
 func WithCacheBytes(n int64) Option { return func(c *config) { c.cacheBytes, c.bytesSet = n, true } }
 

@@ -221,3 +221,32 @@ func TestStaleIfErrorIsOffByDefault(t *testing.T) {
 		t.Errorf("err = %v, want ErrUnavailable once the max TTL passed", err)
 	}
 }
+
+// A stale answer is not served to a request that was waiting while the
+// user was invalidated: the invalidation made during the failing call wins.
+func TestStaleIfErrorLosesToAnInvalidationDuringTheCall(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	as, c := newClient(t, introspect.WithClock(clk.Now), introspect.WithMaxTTL(time.Minute), introspect.WithStaleIfError(10*time.Minute), introspect.WithRetries(0, 0))
+	tok := as.Mint(fakeas.Token{Subject: "u", Audience: []string{project}, Expiry: clk.Now().Add(time.Hour)})
+	if _, err := c.Introspect(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Minute) // past the max TTL: the next request asks the server
+	failing := make(chan struct{})
+	release := make(chan struct{})
+	as.SetFault(func(w http.ResponseWriter) bool {
+		close(failing)
+		<-release
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	})
+	done := make(chan error, 1)
+	go func() { _, err := c.Introspect(context.Background(), tok); done <- err }()
+	<-failing
+	c.InvalidateSubject("u")
+	close(release)
+	if err := <-done; !errors.Is(err, introspect.ErrUnavailable) {
+		t.Errorf("server down, user invalidated during the call: err = %v, want ErrUnavailable, not the stale answer", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"unique"
+	"unsafe"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
@@ -158,6 +159,7 @@ type Response struct {
 	JWTID     string    // jti
 
 	raw   []byte // the response body, for Claims and MarshalJSON; never modified
+	size  int64  // bytes the decoded Response holds, for the cache's byte bound
 	local bool   // a local decision of WithLocalJWT; see Local
 }
 
@@ -335,7 +337,43 @@ func (r *Response) UnmarshalJSON(data []byte) error {
 		}
 	}
 	r.projectRoles = slices.Clip(r.projectRoles)
+	r.size = r.footprint()
 	return nil
+}
+
+// footprint is what r holds in memory: the struct, its body, and every
+// string and slice it decoded, counted as if none were shared (interned
+// strings are, so this is an upper bound). A hostile server's answer of
+// many short roles or scopes decodes to several times its body's size;
+// the cache's byte bound counts that, not the body.
+func (r *Response) footprint() int64 {
+	const strHdr, grantSize = 16, int64(unsafe.Sizeof(RoleGrant{}))
+	n := int64(unsafe.Sizeof(*r)) + int64(cap(r.raw))
+	for _, s := range []string{r.Subject, r.ClientID, r.Username, r.OrgID, r.TokenType, r.Issuer, r.JWTID} {
+		n += int64(len(s))
+	}
+	for _, list := range [][]string{r.scope, r.audience} {
+		n += int64(cap(list)) * strHdr
+		for _, s := range list {
+			n += int64(len(s))
+		}
+	}
+	grants := func(rs Roles) int64 {
+		m := int64(cap(rs.grants)) * grantSize
+		for _, g := range rs.grants {
+			m += int64(len(g.Role) + len(g.OrgID) + len(g.Domain))
+		}
+		return m
+	}
+	n += grants(r.roles)
+	n += int64(cap(r.projectRoles)) * int64(unsafe.Sizeof(projectRoles{}))
+	for _, p := range r.projectRoles {
+		n += int64(len(p.projectID))
+		if len(p.roles.grants) == 0 || len(r.roles.grants) == 0 || &p.roles.grants[0] != &r.roles.grants[0] {
+			n += grants(p.roles)
+		}
+	}
+	return n
 }
 
 // intern returns the process-wide copy of s (package unique). Audiences,

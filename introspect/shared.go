@@ -7,7 +7,7 @@ import (
 )
 
 // SharedCache is a second-level cache that an API's replicas share, such as
-// the Redis one in module github.com/tokenguard/tokenguard/redis. A [Client]
+// the Redis one in module github.com/tokenguard/tokenguard/rediscache. A [Client]
 // asks it on a miss of its own LRU, inside the singleflight that also covers
 // the introspection, and fills it after each introspection.
 //

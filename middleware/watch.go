@@ -85,8 +85,8 @@ func (m *Middleware) watch(ctx context.Context, reqs []Requirement) (context.Con
 	}
 	if w, ok := m.in.(invalidationWatcher); ok && c.token != "" && c.resp != nil && wctx.Err() == nil {
 		invalidated, stop := w.Watch(c.token, c.resp)
-		if !m.stillAccepted(wctx, c, reqs) {
-			cancel(m.invalid(ErrRevoked, "token is no longer accepted; authenticate again"))
+		if err := m.stillAccepted(wctx, c, reqs); err != nil {
+			cancel(err)
 		}
 		go func() {
 			select {
@@ -108,18 +108,22 @@ func (m *Middleware) watch(ctx context.Context, reqs []Requirement) (context.Con
 // stillAccepted closes the window between the decision and the watcher's
 // start, once the watcher runs: an invalidation in it dropped or replaced
 // the cached result, so unless the cache still holds the result decided on,
-// the token is decided on again (from the cache, or the server). A server
-// that cannot answer leaves the request open: the token passed moments ago,
-// and the watcher and the timer still end it.
-func (m *Middleware) stillAccepted(ctx context.Context, c *Claims, reqs []Requirement) bool {
+// the token is decided on again (from the cache, or the server). It
+// returns why the request must end, or nil. A server that cannot answer
+// ends it too (503): the decision it was opened on may have been
+// invalidated, and outages fail closed.
+func (m *Middleware) stillAccepted(ctx context.Context, c *Claims, reqs []Requirement) *Error {
 	ci, ok := m.in.(cachedIntrospector)
 	if !ok {
-		return true
+		return nil
 	}
 	if r, hit := ci.Cached(ctx, c.token); hit && r == c.resp {
-		return true
+		return nil
 	}
 	r, _ := RequestFromContext(ctx)
 	_, err := m.check(ctx, r, c.token, reqs)
-	return err == nil || err.StatusCode == http.StatusServiceUnavailable
+	if err != nil && err.StatusCode != http.StatusServiceUnavailable {
+		return m.invalid(ErrRevoked, "token is no longer accepted; authenticate again")
+	}
+	return err
 }

@@ -142,6 +142,10 @@ func newLocalJWT(cfg *config) (*localJWT, error) {
 	switch {
 	case l.Issuer == "" || err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
 		return nil, fmt.Errorf("introspect: WithLocalJWT needs the issuer as an absolute http(s) URL, not %q", l.Issuer)
+	case u.Scheme == "http" && !cfg.insecureHTTP && !isLoopback(u.Hostname()):
+		// Discovery over plain http names the JWKS: whoever can change it in
+		// transit can point it at keys of their own and sign tokens.
+		return nil, fmt.Errorf("introspect: WithLocalJWT issuer %q uses plain http on a host that is not loopback: use https, or WithInsecureAllowHTTP on a trusted network", u.Redacted())
 	case l.Leeway < 0 || l.RefreshInterval < 0:
 		return nil, fmt.Errorf("introspect: WithLocalJWT leeway %v and refresh interval %v must not be negative", l.Leeway, l.RefreshInterval)
 	}

@@ -524,6 +524,7 @@ func TestLocalJWTConfiguration(t *testing.T) {
 		{"no issuer", []introspect.Option{introspect.WithLocalJWT(introspect.LocalJWT{})}, "issuer"},
 		{"without cache", []introspect.Option{introspect.WithLocalJWT(introspect.LocalJWT{Issuer: "https://a.example"}), introspect.WithoutCache()}, "WithLocalJWT"},
 		{"plain http JWKS", []introspect.Option{introspect.WithLocalJWT(introspect.LocalJWT{Issuer: "https://a.example", JWKSURL: "http://a.example/keys"})}, "plain http"},
+		{"plain http issuer, JWKS discovered over it", []introspect.Option{introspect.WithLocalJWT(introspect.LocalJWT{Issuer: "http://a.example"})}, "plain http"},
 		{"negative leeway", []introspect.Option{introspect.WithLocalJWT(introspect.LocalJWT{Issuer: "https://a.example", Leeway: -1})}, "negative"},
 	} {
 		if _, err := introspect.New("https://a.example/introspect", auth, tc.opts...); err == nil || !strings.Contains(err.Error(), tc.want) {

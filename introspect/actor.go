@@ -14,13 +14,31 @@ type Actor struct {
 	Chain []Actor
 }
 
+// Delegated reports whether the token carries an act claim of any value but
+// null (RFC 8693 §4.1 does not require the actor to name a subject): the
+// test to refuse delegated tokens on. [Response.Actor] may still report
+// false for such a token, when the actor names no subject.
+func (r *Response) Delegated() bool {
+	if len(r.raw) == 0 {
+		return false
+	}
+	var doc struct {
+		Act json.RawMessage `json:"act"`
+	}
+	if json.Unmarshal(r.raw, &doc) != nil {
+		return true // the body was valid JSON when decoded: refuse if it somehow is not
+	}
+	return len(doc.Act) > 0 && string(doc.Act) != "null"
+}
+
 // maxActorDepth bounds how deep a nested act claim is read.
 const maxActorDepth = 8
 
 // Actor returns the act claim of a delegated token, decoded anew on each
 // call (handlers and requirements that need it often should keep it), and
-// false when the token is not delegated: no act claim, or one without a
-// subject. The Actor is the caller's to keep and modify.
+// false when there is no act claim or its actor names no subject: to
+// decide whether a token is delegated, use [Response.Delegated]. The Actor
+// is the caller's to keep and modify.
 func (r *Response) Actor() (Actor, bool) {
 	if len(r.raw) == 0 {
 		return Actor{}, false

@@ -60,15 +60,20 @@ func (c *Claims) Scopes() []string {
 func (c *Claims) HasScope(scope string) bool { return c.resp != nil && c.resp.HasScope(scope) }
 
 // Actor returns who acts on the subject's behalf when the token is
-// delegated (the act claim of RFC 8693 token exchange), and false for a
-// token the subject uses itself. See [NotDelegated] to refuse delegated
-// tokens on a route, or [WithValidator] to refuse them everywhere.
+// delegated (the act claim of RFC 8693 token exchange), and false when
+// there is no act claim or its actor names no subject. To decide whether a
+// token is delegated, use [Claims.Delegated].
 func (c *Claims) Actor() (introspect.Actor, bool) {
 	if c.resp == nil {
 		return introspect.Actor{}, false
 	}
 	return c.resp.Actor()
 }
+
+// Delegated reports whether the token carries an act claim (RFC 8693 token
+// exchange), whatever its shape. See [NotDelegated] to refuse delegated
+// tokens on a route, or [WithValidator] to refuse them everywhere.
+func (c *Claims) Delegated() bool { return c.resp != nil && c.resp.Delegated() }
 
 // Response returns a copy of the whole introspection result, for claims
 // with no field here (token_type, iss, jti, private claims through

@@ -18,17 +18,25 @@ func TestDelegatedTokens(t *testing.T) {
 	delegated := s.mint(fakeas.Token{Subject: "alice", Extra: map[string]any{"act": map[string]any{"sub": "robot", "client_id": "robot@" + project}}})
 	route := s.mw.Require(middleware.NotDelegated())(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := middleware.ClaimsFromContext(r.Context())
-		if _, ok := c.Actor(); ok {
+		if c.Delegated() {
 			t.Error("a delegated token reached a NotDelegated route")
 		}
 	}))
+	odd := func(act any) string { return s.mint(fakeas.Token{Subject: "alice", Extra: map[string]any{"act": act}}) }
 	for _, tc := range []struct {
 		name  string
 		token string
 		want  int
 	}{
 		{"own token", own, 200},
+		{"act null", odd(nil), 200},
 		{"delegated token", delegated, 403},
+		// RFC 8693 does not require the actor to name a subject: any act is delegation.
+		{"act with a client ID only", odd(map[string]any{"client_id": "robot"}), 403},
+		{"act with an issuer only", odd(map[string]any{"iss": "https://other.example"}), 403},
+		{"act with a numeric sub", odd(map[string]any{"sub": 42}), 403},
+		{"act with an empty sub", odd(map[string]any{"sub": ""}), 403},
+		{"act a string", odd("robot"), 403},
 	} {
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
 		req.Header.Set("Authorization", "Bearer "+tc.token)
@@ -49,7 +57,7 @@ func TestDelegatedTokens(t *testing.T) {
 		t.Errorf("Actor() = %+v, %v; want robot", a, ok)
 	}
 	strict := newStack(t, project, middleware.WithValidator(func(_ context.Context, c *middleware.Claims) error {
-		if _, delegated := c.Actor(); delegated {
+		if c.Delegated() {
 			return errors.New("delegated tokens are not accepted")
 		}
 		return nil

@@ -40,15 +40,15 @@ func forbidden(desc, scope string) *Error {
 // [WithValidator] instead (then 401):
 //
 //	middleware.WithValidator(func(ctx context.Context, c *middleware.Claims) error {
-//		if _, delegated := c.Actor(); delegated {
+//		if c.Delegated() {
 //			return errors.New("delegated tokens are not accepted")
 //		}
 //		return nil
 //	})
 func NotDelegated() Requirement {
 	return func(_ context.Context, c *Claims) error {
-		if a, ok := c.Actor(); ok {
-			return forbidden("delegated tokens are not accepted here (acting: "+strconv.Quote(a.Subject)+")", "")
+		if c.Delegated() {
+			return forbidden("delegated tokens are not accepted here", "")
 		}
 		return nil
 	}

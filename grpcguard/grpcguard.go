@@ -87,15 +87,21 @@ func checkName(name string) error {
 }
 
 // rule returns the rule for a full method name: its own, its service's, or
-// the default.
+// the default. The service is what precedes the last slash, as grpc-go
+// routes; a name of any other shape (no leading slash, more slashes, an
+// empty part) gets the default rule, so that no odd path reaching an
+// UnknownServiceHandler can borrow a public service's rule.
 func (g *Guard) rule(fullMethod string) rule {
+	rest, ok := strings.CutPrefix(fullMethod, "/")
+	svc, method, two := strings.Cut(rest, "/")
+	if !ok || !two || svc == "" || method == "" || strings.Contains(method, "/") {
+		return g.def
+	}
 	if r, ok := g.rules[fullMethod]; ok {
 		return r
 	}
-	if svc, _, ok := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/"); ok {
-		if r, ok := g.rules[svc]; ok {
-			return r
-		}
+	if r, ok := g.rules[svc]; ok {
+		return r
 	}
 	return g.def
 }
@@ -214,13 +220,21 @@ func (s *stream) SendMsg(m any) error {
 	return s.ServerStream.SendMsg(m)
 }
 
+// RecvMsg refuses once the watch ended the stream, before waiting and
+// again after: a message that arrives after the token's invalidation never
+// reaches the handler, even one that was already waiting for it.
 func (s *stream) RecvMsg(m any) error {
-	if s.watched {
-		if err := watchEnded(s.ctx); err != nil {
-			return err
-		}
+	if !s.watched {
+		return s.ServerStream.RecvMsg(m)
 	}
-	return s.ServerStream.RecvMsg(m)
+	if err := watchEnded(s.ctx); err != nil {
+		return err
+	}
+	err := s.ServerStream.RecvMsg(m)
+	if ended := watchEnded(s.ctx); ended != nil {
+		return ended // m is the revoked caller's: discarded
+	}
+	return err
 }
 
 // VerifyMethods reports, as one error, every name given to [WithMethod] or

@@ -1,6 +1,7 @@
 package grpcguard_test
 
 import (
+	"sync"
 	"context"
 	"errors"
 	"io"
@@ -184,7 +185,28 @@ var svcDesc = grpc.ServiceDesc{
 		{StreamName: "PublicStream", Handler: streamHandler, ServerStreams: true},
 		{StreamName: "ScopedStream", Handler: streamHandler, ServerStreams: true},
 		{StreamName: "RudeStream", Handler: rudeHandler, ServerStreams: true},
+		{StreamName: "Echo", Handler: echoHandler, ServerStreams: true, ClientStreams: true},
 	},
+}
+
+// echoed records what echoHandler received, by message.
+var echoed sync.Map
+
+// echoHandler is a bidi stream that echoes each message, recording it.
+func echoHandler(_ any, ss grpc.ServerStream) error {
+	for {
+		in := new(wrapperspb.StringValue)
+		if err := ss.RecvMsg(in); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		echoed.Store(in.GetValue(), true)
+		if err := ss.SendMsg(in); err != nil {
+			return err
+		}
+	}
 }
 
 // serve starts a gRPC server on a loopback port with the guard's

@@ -72,6 +72,9 @@ func TestRuleLookup(t *testing.T) {
 	for method, public := range map[string]bool{
 		"/grpc.health.v1.Health/Check": true, "/grpc.health.v1.Health/Watch": true, "/grpc.health.v1.Health/List": false,
 		"/a.B/Open": true, "/a.B/Closed": false, "/a.Bc/Open": false, "/a.B.C/Open": false, "/other.Svc/M": false, "": false, "/": false,
+		// Odd names (reachable through an UnknownServiceHandler) never borrow a public rule.
+		"/grpc.health.v1.Health/../../admin.v1.Admin/Delete": false, "/grpc.health.v1.Health/Check/x": false,
+		"grpc.health.v1.Health/Check": false, "/grpc.health.v1.Health/": false, "//Check": false,
 	} {
 		if got := g.Public(method); got != public {
 			t.Errorf("Public(%q) = %v, want %v", method, got, public)

@@ -147,3 +147,41 @@ func TestWithoutStreamWatch(t *testing.T) {
 		t.Errorf("unary after the invalidation = %v, want OK (the user is not locked)", err)
 	}
 }
+
+// TestBidiMessageAfterInvalidationNeverReachesTheHandler: a handler waiting
+// in RecvMsg when the token is invalidated never gets the revoked caller's
+// next message; the stream ends with Unauthenticated.
+func TestBidiMessageAfterInvalidationNeverReachesTheHandler(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	guard := w.guard(t)
+	conn := serve(t, mustGuard(t, guard.Middleware, policy...))
+	tok := w.token(t, w.admin, devserver.TokenOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := conn.NewStream(withAuth(ctx, "Bearer "+tok), &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, "/test.v1.Svc/Echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, after := "before-"+t.Name(), "after-"+t.Name()
+	if err := s.SendMsg(wrapperspb.String(before)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecvMsg(new(wrapperspb.StringValue)); err != nil {
+		t.Fatalf("echo before the invalidation: %v", err)
+	}
+	// The handler now waits in RecvMsg.
+	if err := w.srv.Revoke(tok); err != nil {
+		t.Fatal(err)
+	}
+	guard.Invalidate(tok)
+	time.Sleep(100 * time.Millisecond) // let the watch end the stream's context
+	_ = s.SendMsg(wrapperspb.String(after))
+	endsWithin(t, s, time.Second, codes.Unauthenticated, "")
+	if _, got := echoed.Load(after); got {
+		t.Error("the handler received a message the revoked caller sent after the invalidation")
+	}
+	if _, got := echoed.Load(before); !got {
+		t.Error("the handler never received the message sent before the invalidation")
+	}
+}

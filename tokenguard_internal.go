@@ -45,6 +45,7 @@ func internalClient(cfg Config, hc *http.Client) (*http.Client, error) {
 	if base == nil {
 		base = http.DefaultTransport
 	}
+	mapped := base // for requests to the internal address; others go through base untouched
 	switch {
 	case in.Scheme == "https":
 		name := cfg.InternalTLSServerName
@@ -60,12 +61,12 @@ func internalClient(cfg Config, hc *http.Client) (*http.Client, error) {
 			t.TLSClientConfig = &tls.Config{}
 		}
 		t.TLSClientConfig.ServerName = name
-		base = t
+		mapped = t
 	case cfg.InternalTLSServerName != "":
 		return nil, fmt.Errorf("tokenguard: Config.InternalTLSServerName is set but Config.InternalURL %q is not https", cfg.InternalURL)
 	}
 	cp := *hc
-	cp.Transport = &internalTransport{base: base, scheme: strings.ToLower(pub.Scheme), host: originHost(pub), header: pub.Host,
+	cp.Transport = &internalTransport{base: base, mapped: mapped, scheme: strings.ToLower(pub.Scheme), host: originHost(pub), header: pub.Host,
 		toScheme: in.Scheme, toHost: in.Host}
 	return &cp, nil
 }
@@ -73,7 +74,8 @@ func internalClient(cfg Config, hc *http.Client) (*http.Client, error) {
 // internalTransport sends the requests for the issuer's origin to the
 // internal address. It is safe for concurrent use if base is.
 type internalTransport struct {
-	base         http.RoundTripper
+	base         http.RoundTripper // for every other request, as it is
+	mapped       http.RoundTripper // for the internal address: base, or its clone verifying the issuer's name
 	scheme, host string // the issuer's origin, as originHost gives it
 	header       string // the issuer's host as written in it: Host and x-zitadel-instance-host
 	toScheme     string // the internal URL's
@@ -91,14 +93,16 @@ func (t *internalTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	r.URL.Scheme, r.URL.Host = t.toScheme, t.toHost
 	r.Host = t.header
 	r.Header.Set(InstanceHostHeader, t.header)
-	return t.base.RoundTrip(r)
+	return t.mapped.RoundTrip(r)
 }
 
 // CloseIdleConnections closes the idle connections of the transport
 // underneath, as http.Client.CloseIdleConnections expects.
 func (t *internalTransport) CloseIdleConnections() {
-	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
+	for _, rt := range []http.RoundTripper{t.base, t.mapped} {
+		if c, ok := rt.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
 	}
 }
 

@@ -1,7 +1,12 @@
 package tokenguard
 
 import (
+	"context"
+	"crypto/tls"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
 )
 
@@ -74,10 +79,13 @@ func TestInternalTransportKeepsThePublicPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	it := hc.Transport.(*internalTransport)
-	if tr := it.base.(*http.Transport); tr.TLSClientConfig.ServerName != "zitadel.example" {
+	if tr := it.mapped.(*http.Transport); tr.TLSClientConfig.ServerName != "zitadel.example" {
 		t.Errorf("ServerName = %q, want the issuer's host name zitadel.example", tr.TLSClientConfig.ServerName)
 	}
-	it.base = rec
+	if tr := it.base.(*http.Transport); tr.TLSClientConfig != nil && tr.TLSClientConfig.ServerName != "" {
+		t.Errorf("the pass-through transport's ServerName = %q, want none", tr.TLSClientConfig.ServerName)
+	}
+	it.base, it.mapped = rec, rec
 	req, _ := http.NewRequest(http.MethodGet, "http://zitadel.example:8080/.well-known/openid-configuration", nil)
 	if _, err := hc.Transport.RoundTrip(req); err != nil {
 		t.Fatal(err)
@@ -85,5 +93,43 @@ func TestInternalTransportKeepsThePublicPort(t *testing.T) {
 	if sent := rec.got[0]; sent.URL.String() != "https://zitadel.svc:8443/.well-known/openid-configuration" || sent.Host != "zitadel.example:8080" ||
 		sent.Header.Get(InstanceHostHeader) != "zitadel.example:8080" {
 		t.Errorf("sent %s Host %q instance %q", sent.URL, sent.Host, sent.Header.Get(InstanceHostHeader))
+	}
+}
+
+// TestInternalTLSServerNameOnlyForTheInternalAddress: the issuer's name is
+// what an https internal address is verified for; requests that pass
+// through (a JWKS on another host, say) keep their own server name.
+func TestInternalTLSServerNameOnlyForTheInternalAddress(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var sni []string
+	other := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	other.TLS = &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		mu.Lock()
+		sni = append(sni, h.ServerName)
+		mu.Unlock()
+		return nil, nil
+	}}
+	other.StartTLS()
+	t.Cleanup(other.Close)
+	base := other.Client().Transport.(*http.Transport).Clone() // trusts the test certificate (*.example.com)
+	addr := other.Listener.Addr().String()
+	base.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) { // every host is the test server
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	hc, err := internalClient(Config{Issuer: "https://auth.example.com", InternalURL: "https://127.0.0.1:1"}, &http.Client{Transport: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hc.Get("https://keys.example.com/jwks") // another host than the issuer's
+
+	if err != nil {
+		t.Fatalf("pass-through request: %v (verified for the issuer's name instead of its own?)", err)
+	}
+	resp.Body.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sni) != 1 || sni[0] != "keys.example.com" {
+		t.Errorf("pass-through request sent server names %q, want [keys.example.com]", sni)
 	}
 }

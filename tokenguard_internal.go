@@ -76,9 +76,9 @@ func internalClient(cfg Config, hc *http.Client) (*http.Client, error) {
 type internalTransport struct {
 	base         http.RoundTripper // for every other request, as it is
 	mapped       http.RoundTripper // for the internal address: base, or its clone verifying the issuer's name
-	scheme, host string // the issuer's origin, as originHost gives it
-	header       string // the issuer's host as written in it: Host and x-zitadel-instance-host
-	toScheme     string // the internal URL's
+	scheme, host string            // the issuer's origin, as originHost gives it
+	header       string            // the issuer's host as written in it: Host and x-zitadel-instance-host
+	toScheme     string            // the internal URL's
 	toHost       string
 }
 

@@ -153,6 +153,8 @@ func TestTokenSources(t *testing.T) {
 		{"cookie", sent{headers: map[string][]string{"Cookie": {"other=1; at=" + tok}}}, 200, "", ""},
 		{"custom", sent{headers: map[string][]string{"X-Token": {tok}}}, 200, "", ""},
 		{"header and query", sent{query: q, headers: bearer}, 400, "more than one way", ""},
+		{"header and a percent-encoded query key", sent{query: "?access%5Ftoken=" + url.QueryEscape(tok), headers: bearer}, 400, "more than one way", ""},
+		{"percent-encoded query key", sent{query: "?access%5Ftoken=" + url.QueryEscape(tok)}, 200, "", "private"},
 		{"header and cookie", sent{headers: map[string][]string{"Authorization": {"Bearer " + tok}, "Cookie": {"at=" + tok}}}, 400, "more than one way", ""},
 		{"query and custom", sent{query: q, headers: map[string][]string{"X-Token": {tok}}}, 400, "more than one way", ""},
 		{"two query parameters", sent{query: q + "&access_token=x"}, 400, "more than one access_token", ""},

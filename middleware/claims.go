@@ -124,7 +124,12 @@ func RequestFromContext(ctx context.Context) (*http.Request, bool) {
 
 // NewContext returns a copy of ctx that carries a copy of c. Handler tests use
 // it to call handlers without a middleware or a server.
+// A nil c stores empty claims (no subject, no roles), so that a handler
+// test cannot panic on it.
 func NewContext(ctx context.Context, c *Claims) context.Context {
+	if c == nil {
+		return &claimsContext{Context: ctx}
+	}
 	return &claimsContext{Context: ctx, claims: *c}
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 )
 
 // TokenSource is one place where an HTTP request may carry its bearer token:
@@ -71,9 +70,11 @@ func FromCookie(name string) TokenSource {
 // parameters, an empty or oversized one, are a 400.
 func FromQuery() TokenSource {
 	return TokenSource{query: true, find: func(r *http.Request) (string, *Error) {
-		if r.URL == nil || !strings.Contains(r.URL.RawQuery, "access_token") {
+		if r.URL == nil || r.URL.RawQuery == "" {
 			return "", nil
 		}
+		// Parsed whatever the raw query looks like: access%5Ftoken is the
+		// same parameter, and must count as a second source too.
 		vs := r.URL.Query()["access_token"]
 		switch {
 		case len(vs) == 0:

@@ -52,8 +52,9 @@ type Metadata struct {
 // scopes openid and the project audience scope
 // (urn:zitadel:iam:org:project:id:{projectID}:aud, without which ZITADEL
 // tokens are not for the API), and bearer tokens in the Authorization
-// header, the only method the middleware accepts. Set ResourceName and the
-// others on the result before [New].
+// header, the middleware's default source (add "query" to
+// BearerMethodsSupported for routes that enable middleware.FromQuery). Set
+// ResourceName and the others on the result before [New].
 func ForZITADEL(resource, issuer, projectID string) Metadata {
 	return Metadata{
 		Resource:               resource,

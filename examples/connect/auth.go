@@ -54,7 +54,7 @@ func (g *guard) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.
 		}
 		ctx, cancel := g.mw.Watch(ctx) // cancelled when the token expires or is invalidated
 		defer cancel()
-		err = next(ctx, conn)
+		err = next(ctx, &watchedConn{StreamingHandlerConn: conn, ctx: ctx})
 		var e *middleware.Error
 		if ctx.Err() != nil && errors.As(context.Cause(ctx), &e) {
 			return connectError(e) // whatever the handler returned
@@ -110,6 +110,40 @@ func connectError(e *middleware.Error) *connect.Error {
 			err.AddDetail(d)
 		}
 		err.Meta().Set("Retry-After", strconv.Itoa(int((ra+time.Second-1)/time.Second)))
+	}
+	return err
+}
+
+// watchedConn refuses to send or receive once the watch ended the stream,
+// so that a handler that ignores its context is cut off too, and a message
+// that arrives after the invalidation never reaches it.
+type watchedConn struct {
+	connect.StreamingHandlerConn
+	ctx context.Context
+}
+
+func (c *watchedConn) ended() error {
+	var e *middleware.Error
+	if c.ctx.Err() != nil && errors.As(context.Cause(c.ctx), &e) {
+		return connectError(e)
+	}
+	return nil
+}
+
+func (c *watchedConn) Send(m any) error {
+	if err := c.ended(); err != nil {
+		return err
+	}
+	return c.StreamingHandlerConn.Send(m)
+}
+
+func (c *watchedConn) Receive(m any) error {
+	if err := c.ended(); err != nil {
+		return err
+	}
+	err := c.StreamingHandlerConn.Receive(m)
+	if ended := c.ended(); ended != nil {
+		return ended // the revoked caller's message: discarded
 	}
 	return err
 }

@@ -64,12 +64,19 @@ type keySet struct {
 	cache      *jwk.Cache
 	stop       func() error // shuts the cache down and waits for its goroutines
 	res        *httprc.ResourceBase[jwk.Set]
+	attempted  chan struct{} // closed when the first fetch attempt has ended (success or failure)
 	closed     bool
 	starting   chan struct{} // closed when the running start ends; nil if none runs
 	next       time.Time     // no discovery attempt before then
 	backoff    time.Duration
-	forced     time.Time     // when the last forced refresh started
-	refreshing chan struct{} // closed when the running forced refresh ends
+	forced     time.Time   // when the last forced refresh started
+	refreshing *refreshRun // the running forced refresh; nil if none
+}
+
+// refreshRun is one forced refresh: ok is set before done is closed.
+type refreshRun struct {
+	done chan struct{}
+	ok   bool
 }
 
 // keyIndex holds the usable keys of one jwk.Set by key ID.
@@ -164,7 +171,10 @@ func (k *keySet) start(ctx context.Context, u string) error {
 		u = doc.JwksURI
 	}
 	cctx, cancel := context.WithCancel(context.Background()) // ended by Close
-	sink := errsink.NewFunc(func(_ context.Context, err error) { k.lastErr.Store(&err) })
+	attempted := make(chan struct{})
+	var once sync.Once
+	ended := func() { once.Do(func() { close(attempted) }) }
+	sink := errsink.NewFunc(func(_ context.Context, err error) { k.lastErr.Store(&err); ended() })
 	c, err := jwk.NewCache(cctx, httprc.NewClient(httprc.WithWorkers(1), httprc.WithErrorSink(sink)))
 	if err != nil {
 		cancel()
@@ -188,20 +198,34 @@ func (k *keySet) start(ctx context.Context, u string) error {
 		_ = shutdown()
 		return fmt.Errorf("introspect: registering the JWKS %s: %w", u, err)
 	}
+	readyDone := make(chan struct{})
+	go func() { // ends when the first fetch succeeded, or at Close
+		defer close(readyDone)
+		if res.Ready(cctx) == nil {
+			ended()
+		}
+	}()
+	stopAll := func() error {
+		err := shutdown()
+		<-readyDone
+		return err
+	}
 	k.mu.Lock()
 	if k.closed { // Close ran meanwhile
 		k.mu.Unlock()
-		_ = shutdown()
+		_ = stopAll()
 		return errClosed
 	}
-	k.url, k.cache, k.stop, k.res = u, c, shutdown, res
+	k.url, k.cache, k.stop, k.res, k.attempted = u, c, stopAll, res, attempted
 	k.mu.Unlock()
 	return nil
 }
 
-// key returns the key with ID kid. A set not fetched yet is waited for (up
-// to the timeout); a kid the set lacks forces a refresh, at most one per
-// interval (concurrent callers wait for the same one). It returns errNoKey
+// key returns the key with ID kid. A set whose first fetch attempt has not
+// ended is waited for (up to the timeout); once it has, a set that could
+// not be fetched is not waited for (the background fetches go on). A kid
+// the set lacks forces a refresh, at most one per interval (concurrent
+// callers wait for the same one). It returns errNoKey
 // (or a start error) when the key cannot be had: the token is then left to
 // introspection.
 func (k *keySet) key(ctx context.Context, kid string) (verifyKey, error) {
@@ -213,11 +237,23 @@ func (k *keySet) key(ctx context.Context, kid string) (verifyKey, error) {
 		return vk, nil
 	}
 	if res.Resource() == nil { // the first fetch is under way, or failed
-		wctx, cancel := context.WithTimeout(ctx, k.timeout)
-		_ = res.Ready(wctx)
-		cancel()
+		k.mu.Lock()
+		attempted := k.attempted
+		k.mu.Unlock()
+		if attempted != nil {
+			t := time.NewTimer(k.timeout)
+			select {
+			case <-attempted:
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+		}
 		if vk, ok := k.lookup(res, kid); ok {
 			return vk, nil
+		}
+		if res.Resource() == nil {
+			return verifyKey{}, errNoKey // no set yet: introspect at once
 		}
 	}
 	if !k.refresh(ctx) {
@@ -285,11 +321,11 @@ func newKeyIndex(set jwk.Set) *keyIndex {
 // It reports whether a refresh ran (or was joined) and succeeded.
 func (k *keySet) refresh(ctx context.Context) bool {
 	k.mu.Lock()
-	if ch := k.refreshing; ch != nil {
+	if run := k.refreshing; run != nil {
 		k.mu.Unlock()
 		select {
-		case <-ch:
-			return true
+		case <-run.done:
+			return run.ok
 		case <-ctx.Done():
 			return false
 		}
@@ -300,8 +336,8 @@ func (k *keySet) refresh(ctx context.Context) bool {
 		return false
 	}
 	k.forced = now
-	ch := make(chan struct{})
-	k.refreshing = ch
+	run := &refreshRun{done: make(chan struct{})}
+	k.refreshing = run
 	c, u := k.cache, k.url
 	k.mu.Unlock()
 	// Detached from the caller: one who hangs up must not waste the
@@ -310,11 +346,12 @@ func (k *keySet) refresh(ctx context.Context) bool {
 	_, err := c.Refresh(rctx, u)
 	cancel()
 	k.metrics.Refreshed(ctx, err == nil)
+	run.ok = err == nil
 	k.mu.Lock()
 	k.refreshing = nil
 	k.mu.Unlock()
-	close(ch)
-	return err == nil
+	close(run.done)
+	return run.ok
 }
 
 // prefetch starts the cache and waits, within ctx and the timeout, for the
@@ -326,7 +363,20 @@ func (k *keySet) prefetch(ctx context.Context) error {
 	}
 	wctx, cancel := context.WithTimeout(ctx, k.timeout)
 	defer cancel()
-	if err := res.Ready(wctx); err != nil {
+	k.mu.Lock()
+	attempted := k.attempted
+	k.mu.Unlock()
+	if attempted != nil && res.Resource() == nil {
+		select {
+		case <-attempted:
+		case <-wctx.Done():
+		}
+	}
+	if res.Resource() == nil {
+		err := wctx.Err()
+		if err == nil {
+			err = errNoKey
+		}
 		if last := k.lastErr.Load(); last != nil {
 			err = *last
 		}

@@ -2,6 +2,7 @@ package introspect
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jws"
 
-	"github.com/tokenguard/tokenguard/cache"
 	"github.com/tokenguard/tokenguard/internal/telemetry"
 )
 
@@ -34,13 +34,18 @@ import (
 // streams watching it. A request that needs the server's answer (a
 // requirement the JWT's claims do not meet: [Client.Confirm]) joins it.
 //
-// Per token, a small record (states) keeps what local decisions must
-// respect after the cached entry is gone: the server has said inactive, or
-// a confirmation failed and WithStaleIfError does not cover the time since
-// the first unconfirmed decision; either way the token's next decision
-// comes from the server. A token that an invalidation still on record
-// concerns (its key, subject or jti), and every token for a while after a
-// Purge, is decided by the server too.
+// A token is decided locally only on its first use in this process and
+// only until its confirmation ends. Per token, a record (seen) keeps, until
+// the token's exp plus the leeway, that the server has answered about it
+// (active or not) or that its confirmation failed: from then on it is an
+// introspected token, like an opaque one, and when the server's cached
+// answer expires or is invalidated the next request asks the server. The
+// records are an LRU bounded like the cache; an evicted record raises a
+// high-water mark of iat, and only tokens issued after the mark are decided
+// locally (tokens without iat never are), so a flood of records degrades to
+// plain introspection instead of re-opening local decisions. A token that
+// an invalidation still on record concerns (its key, subject or jti), and
+// every token for a while after a Purge, is decided by the server too.
 
 // Defaults of [LocalJWT].
 const (
@@ -83,16 +88,19 @@ type LocalJWT struct {
 // without this option. Audience and requirements stay the caller's to
 // check, as for introspection answers.
 //
-// A local decision is provisional: one introspection confirms it at once,
+// A local decision is made only on a token's first use in this process
+// (and only for a token with iat): one introspection confirms it at once,
 // in the background, and its answer replaces it in the cache; until then
-// (at most [WithTimeout]) the local result is served. So a JWT revoked
-// while in use is refused within the max TTL plus one round trip, one
-// revoked before its first use here after one round trip (and never
-// decided locally again), and a token that an invalidation on record
+// (at most [WithTimeout]) the local result is served. Once the server has
+// answered about a token, or its confirmation failed, the token is
+// introspected until its exp, as without this option. So a JWT revoked
+// before its first use here is accepted for at most one round trip, and
+// one revoked (or a role removed) while in use is refused within the max
+// TTL, as with introspection; a token that an invalidation on record
 // concerns, or any token for the max TTL after [Client.Purge], is decided
-// by the server on the request path. A confirmation that fails ends the
-// local decision: the next request asks the server, unless
-// [WithStaleIfError] covers the time since the first unconfirmed one.
+// by the server on the request path. [WithStaleIfError] covers only tokens
+// the server has answered active: a confirmation that fails sends the
+// token's next request to the server.
 // [Response.Local] tells a local result; [Client.Confirm] waits for the
 // server's answer.
 //
@@ -120,7 +128,7 @@ type localJWT struct {
 	issuer string
 	leeway time.Duration
 	keys   *keySet
-	states *cache.LRU[[sha256.Size]byte, jwtState]
+	seen   *seenSet
 
 	mu       sync.Mutex // guards purgeGen and purgeAt
 	purgeGen uint64     // the last Purge's generation seen
@@ -129,10 +137,108 @@ type localJWT struct {
 
 // jwtState is what local decisions about one token must respect.
 type jwtState struct {
-	since  int64 // the first local decision not confirmed since (Unix ns); 0 if none
-	failed bool  // a confirmation since then failed
-	server bool  // the next decision must come from the server
-	exp    int64 // the token's exp (Unix ns), for the record's expiry; 0 if unknown
+	pending bool  // decided locally, its confirmation not ended
+	server  bool  // the server answered, or a confirmation failed: never local again
+	iat     int64 // the token's iat (Unix s), for the eviction mark; 0 if unknown
+	exp     int64 // the token's exp (Unix ns), for the record's expiry
+}
+
+// seenSet is the LRU of per-token records of [WithLocalJWT], bounded by
+// size, each kept until its expiry (the token's exp plus the leeway). An
+// eviction of a record not expired raises mark to its iat. It is safe for
+// concurrent use.
+type seenSet struct {
+	now  func() time.Time
+	size int
+
+	mu   sync.Mutex // guards the fields below
+	m    map[[sha256.Size]byte]*list.Element
+	ll   list.List // of *seenEntry, most recent first
+	mark int64     // the greatest iat (Unix s) of an evicted record
+}
+
+type seenEntry struct {
+	key     [sha256.Size]byte
+	st      jwtState
+	expires int64 // Unix ns
+}
+
+func newSeenSet(size int, now func() time.Time) *seenSet {
+	return &seenSet{now: now, size: max(size, 1), m: make(map[[sha256.Size]byte]*list.Element)}
+}
+
+// get returns the record of key, if one is kept and not expired at now.
+func (s *seenSet) get(key [sha256.Size]byte, now time.Time) (jwtState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.m[key]
+	if !ok {
+		return jwtState{}, false
+	}
+	se := e.Value.(*seenEntry)
+	if now.UnixNano() >= se.expires {
+		s.ll.Remove(e)
+		delete(s.m, key)
+		return jwtState{}, false
+	}
+	s.ll.MoveToFront(e)
+	return se.st, true
+}
+
+// add keeps st for key until expires, evicting the least recently used
+// record beyond the size.
+func (s *seenSet) add(key [sha256.Size]byte, st jwtState, expires time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.m[key]; ok {
+		se := e.Value.(*seenEntry)
+		se.st, se.expires = st, expires.UnixNano()
+		s.ll.MoveToFront(e)
+		return
+	}
+	s.m[key] = s.ll.PushFront(&seenEntry{key: key, st: st, expires: expires.UnixNano()})
+	now := s.now().UnixNano()
+	for s.ll.Len() > s.size {
+		e := s.ll.Back()
+		se := e.Value.(*seenEntry)
+		s.ll.Remove(e)
+		delete(s.m, se.key)
+		if now < se.expires && se.st.iat > s.mark { // an expired token is refused anyway
+			s.mark = se.st.iat
+		}
+	}
+}
+
+// after reports whether a token issued at iat (Unix s) is newer than every
+// evicted record.
+func (s *seenSet) after(iat int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return iat > s.mark
+}
+
+// jwtTimes returns the iat (Unix s, at most now) and exp of token's
+// payload, read without verifying it: only to keep a record about the token
+// as long as the token could verify (a token whose signature does not
+// verify is never decided locally whatever its record says). It reports
+// false without a numeric exp: such a token is never decided locally.
+func jwtTimes(token string, now time.Time) (iat int64, exp time.Time, ok bool) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return 0, time.Time{}, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return 0, time.Time{}, false
+	}
+	var r Response
+	if r.UnmarshalJSON(raw) != nil || r.Expiration.AsTime().IsZero() {
+		return 0, time.Time{}, false
+	}
+	if t := r.IssuedAt.AsTime(); !t.IsZero() {
+		iat = min(t.Unix(), now.Unix())
+	}
+	return iat, r.Expiration.AsTime(), true
 }
 
 // newLocalJWT checks cfg.local and builds the state.
@@ -164,11 +270,7 @@ func newLocalJWT(cfg *config) (*localJWT, error) {
 	if hc.Timeout == 0 {
 		hc.Timeout = cfg.attemptTimeout
 	}
-	states, err := cache.New[[sha256.Size]byte, jwtState](cfg.cacheSize, cache.WithClock(cfg.now))
-	if err != nil {
-		return nil, fmt.Errorf("introspect: %w", err)
-	}
-	return &localJWT{issuer: l.Issuer, leeway: l.Leeway, states: states, keys: &keySet{
+	return &localJWT{issuer: l.Issuer, leeway: l.Leeway, seen: newSeenSet(cfg.cacheSize, cfg.now), keys: &keySet{
 		issuer: l.Issuer, url: l.JWKSURL, hc: &hc, now: cfg.now, interval: l.RefreshInterval,
 		timeout: min(cfg.attemptTimeout, cfg.timeout), insecure: cfg.insecureHTTP,
 	}}, nil
@@ -209,7 +311,7 @@ func parseJWS(token string) (jwsHeader, bool) {
 // decideLocally decides a cache miss for token locally when it can. It
 // reports false when the token is to be introspected as usual: not a JWS,
 // its key not to be had, not an access token, or the server's answer
-// required (see the states and touched).
+// required (see seen and touched).
 func (c *Client) decideLocally(ctx context.Context, key [sha256.Size]byte, token string) (_ *Response, _ error, decided bool) {
 	l := c.local
 	h, ok := parseJWS(token)
@@ -218,8 +320,8 @@ func (c *Client) decideLocally(ctx context.Context, key [sha256.Size]byte, token
 	}
 	now := c.cfg.now()
 	s := stamp{filled: now.UnixNano(), gen: c.rev.gen.Load()} // before the verification: an invalidation meanwhile wins
-	st, known := l.states.GetAt(key, now)
-	if known && (st.server || (st.failed && s.filled-st.since >= int64(c.cfg.staleIfErr))) {
+	st, known := l.seen.get(key, now)
+	if known && st.server {
 		c.metrics.Verified(ctx, telemetry.Deferred)
 		return nil, nil, false
 	}
@@ -232,17 +334,12 @@ func (c *Client) decideLocally(ctx context.Context, key [sha256.Size]byte, token
 			c.storeLocal(ctx, key, inactive, SharedEntry{Expires: now.Add(c.cfg.negativeTTL)}, s)
 		}
 		return nil, err, true
-	case err != nil || c.touched(key, r, now):
+	case err != nil || r.IssuedAt.AsTime().IsZero() || !l.seen.after(r.IssuedAt.AsTime().Unix()) || c.touched(key, r, now):
 		c.metrics.Verified(ctx, telemetry.Deferred)
 		return nil, nil, false
 	}
-	next := jwtState{since: s.filled}
-	if known && st.since != 0 {
-		next.since, next.failed = st.since, st.failed
-	}
 	exp := r.Expiration.AsTime()
-	next.exp = exp.UnixNano()
-	l.states.Add(key, next, exp.Add(l.leeway))
+	l.seen.add(key, jwtState{pending: true, iat: r.IssuedAt.AsTime().Unix(), exp: exp.UnixNano()}, exp.Add(l.leeway))
 	fresh := earliest(exp, now.Add(c.cfg.maxTTL), now.Add(c.cfg.timeout))
 	c.storeLocal(ctx, key, r, SharedEntry{Filled: now, Fresh: fresh, Expires: fresh}, s)
 	if c.neg != nil {
@@ -331,63 +428,59 @@ func (c *Client) touched(key [sha256.Size]byte, r *Response, now time.Time) bool
 }
 
 // settled records the server's answer r about the token with this key
-// (from a flight: a confirmation, or a request-path introspection): active
-// clears the token's record, inactive makes the server decide it from then
-// on and ends the streams that watch a local decision about it.
+// (from a flight: a confirmation, or a request-path introspection): from
+// then on the token is decided by the server until its exp. An inactive
+// answer ends the streams that watch a local decision about it.
 func (c *Client) settled(ctx context.Context, key [sha256.Size]byte, token string, r *Response) {
 	l := c.local
 	if l == nil {
 		return
 	}
 	now := c.cfg.now()
-	st, known := l.states.GetAt(key, now)
-	pending := known && st.since != 0
-	if r.Active {
-		if known {
-			l.states.Remove(key)
-		}
-		if pending {
-			c.metrics.Confirmed(ctx, telemetry.Confirmed)
-		}
-		return
-	}
+	st, known := l.seen.get(key, now)
+	pending := known && st.pending
 	if !known {
 		if _, ok := parseJWS(token); !ok {
 			return // an opaque token: nothing to remember
 		}
 	}
-	expires := now.Add(c.cfg.maxTTL)
-	if st.exp != 0 {
-		expires = time.Unix(0, st.exp).Add(l.leeway)
+	switch iat, exp, ok := jwtTimes(token, now); {
+	case known:
+		l.seen.add(key, jwtState{server: true, iat: st.iat, exp: st.exp}, time.Unix(0, st.exp).Add(l.leeway))
+	case ok:
+		l.seen.add(key, jwtState{server: true, iat: iat, exp: exp.UnixNano()}, exp.Add(l.leeway))
+	} // else no exp: never decided locally, nothing to remember
+	if !pending {
+		return
 	}
-	l.states.Add(key, jwtState{server: true, exp: st.exp}, expires)
-	if pending {
-		c.metrics.Confirmed(ctx, telemetry.Overruled)
-		c.notify(watchKey{key: key}, false, 0) // streams opened on the local decision end
+	if r.Active {
+		c.metrics.Confirmed(ctx, telemetry.Confirmed)
+		return
 	}
+	c.metrics.Confirmed(ctx, telemetry.Overruled)
+	c.notify(watchKey{key: key}, false, 0) // streams opened on the local decision end
 }
 
 // unsettled records a flight about the token with this key that got no
 // answer: a local decision pending confirmation is dropped from the cache,
-// and unless WithStaleIfError covers the time since the first unconfirmed
-// one, the next decision comes from the server.
+// and the next decision comes from the server (WithStaleIfError covers only
+// answers of the server).
 func (c *Client) unsettled(ctx context.Context, key [sha256.Size]byte) {
 	l := c.local
 	if l == nil {
 		return
 	}
 	now := c.cfg.now()
-	st, known := l.states.GetAt(key, now)
-	if !known || st.since == 0 {
+	st, known := l.seen.get(key, now)
+	if !known || !st.pending {
 		return
 	}
 	c.metrics.Confirmed(ctx, telemetry.Unconfirmed)
 	if e, ok := c.cache.GetAt(key, now); ok && e.resp.local {
 		c.cache.Remove(key)
 	}
-	st.failed = true
-	st.server = now.UnixNano()-st.since >= int64(c.cfg.staleIfErr)
-	l.states.Add(key, st, time.Unix(0, st.exp).Add(l.leeway))
+	st.pending, st.server = false, true
+	l.seen.add(key, st, time.Unix(0, st.exp).Add(l.leeway))
 }
 
 // Confirm returns the authorization server's answer about token, as

@@ -469,22 +469,43 @@ func TestFailedConfirmationSendsTheNextRequestToTheServer(t *testing.T) {
 	}
 }
 
-func TestStaleIfErrorKeepsLocalDecisionsDuringAnOutage(t *testing.T) {
+func TestStaleIfErrorCoversOnlyTokensTheServerConfirmed(t *testing.T) {
 	t.Parallel()
 	as, clk := startJWTAS(t), newClock()
-	c := localClient(t, as, clk, introspect.WithStaleIfError(time.Minute))
-	as.setStatus(http.StatusServiceUnavailable)
-	tok := as.sign(t, "k1", jwa.RS256(), as.claims(clk.Now()))
-	for i := range 3 {
-		if r, err := c.Introspect(context.Background(), tok); err != nil || !r.Local() {
-			t.Fatalf("Introspect #%d within the stale-if-error window = %v, %v; want a local decision", i, r, err)
-		}
-		eventually(t, "the failed confirmation", func() bool { _, ok := c.Cached(context.Background(), tok); return !ok })
-		clk.Advance(15 * time.Second)
+	c := localClient(t, as, clk, introspect.WithStaleIfError(10*time.Minute))
+	if err := c.FetchJWKS(context.Background()); err != nil {
+		t.Fatal(err)
 	}
-	clk.Advance(time.Minute)
-	if _, err := c.Introspect(context.Background(), tok); !errors.Is(err, introspect.ErrUnavailable) {
-		t.Fatalf("Introspect past the window err = %v, want ErrUnavailable", err)
+	good := as.sign(t, "k1", jwa.RS256(), as.claims(clk.Now()))
+	if _, err := c.Introspect(context.Background(), good); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the confirmation", func() bool { r, ok := c.Cached(context.Background(), good); return ok && !r.Local() })
+	// A token revoked before its first use here, seen during an outage: its
+	// first use is decided locally (one round trip), then the server must
+	// answer; stale-if-error does not cover a token it never confirmed.
+	m := as.claims(clk.Now())
+	as.revoke(m["jti"].(string))
+	revoked := as.sign(t, "k1", jwa.RS256(), m)
+	as.setStatus(http.StatusServiceUnavailable)
+	accepted := 0
+	for i := range 10 {
+		r, err := c.Introspect(context.Background(), revoked)
+		switch {
+		case err == nil && r.Active:
+			accepted++
+		case i > 0 && !errors.Is(err, introspect.ErrUnavailable):
+			t.Fatalf("Introspect #%d of a never-confirmed token during the outage err = %v, want ErrUnavailable", i, err)
+		}
+		eventually(t, "the failed confirmation", func() bool { r, ok := c.Cached(context.Background(), revoked); return !ok || !r.Local() })
+		clk.Advance(time.Minute)
+	}
+	if accepted > 1 {
+		t.Errorf("a revoked token never confirmed was accepted %d/10 times during the outage, want at most its first use", accepted)
+	}
+	// The confirmed token is served stale within the window.
+	if r, err := c.Introspect(context.Background(), good); err != nil || !r.Active || r.Local() {
+		t.Fatalf("Introspect of a confirmed token during the outage = %v, %v; want the stale answer", r, err)
 	}
 }
 
@@ -580,5 +601,132 @@ func TestJWKSURLDiscoveredAndCloseStopsTheCache(t *testing.T) {
 	tok = as.sign(t, "k1", jwa.RS256(), as.claims(clk.Now()))
 	if r, err := c.Introspect(context.Background(), tok); err != nil || r.Local() {
 		t.Errorf("Introspect after Close = %v, %v; want the server's answer", r, err)
+	}
+}
+
+// A confirmed token is introspected for the rest of its life: when the
+// server's answer expires, the next request asks the server, it is never
+// decided locally on its old claims again.
+func TestConfirmedTokenIsNeverDecidedLocallyAgain(t *testing.T) {
+	t.Parallel()
+	as, clk := startJWTAS(t), newClock()
+	c := localClient(t, as, clk, introspect.WithMaxTTL(time.Minute))
+	claims := as.claims(clk.Now())
+	tok := as.sign(t, "k1", jwa.RS256(), claims)
+	if r, err := c.Introspect(context.Background(), tok); err != nil || !r.Local() {
+		t.Fatal(r, err)
+	}
+	eventually(t, "the confirmation", func() bool { r, ok := c.Cached(context.Background(), tok); return ok && !r.Local() })
+	as.revoke(claims["jti"].(string))
+	for i := range 3 {
+		clk.Advance(time.Minute + time.Second)
+		if r, err := c.Introspect(context.Background(), tok); !errors.Is(err, introspect.ErrInactive) {
+			t.Fatalf("cycle %d: Introspect of a token revoked after its confirmation = %v (local %v), %v; want the server's inactive", i, r, r != nil && r.Local(), err)
+		}
+	}
+}
+
+// An invalidation is not forgotten after its record window: the token the
+// server answered about is introspected (found in review 12).
+func TestInvalidatedTokenIsNotDecidedLocallyAfterTheRecordWindow(t *testing.T) {
+	t.Parallel()
+	as, clk := startJWTAS(t), newClock()
+	c := localClient(t, as, clk, introspect.WithMaxTTL(time.Minute))
+	claims := as.claims(clk.Now())
+	tok := as.sign(t, "k1", jwa.RS256(), claims)
+	if r, err := c.Introspect(context.Background(), tok); err != nil || !r.Local() {
+		t.Fatal(r, err)
+	}
+	eventually(t, "the confirmation", func() bool { r, ok := c.Cached(context.Background(), tok); return ok && !r.Local() })
+	as.revoke(claims["jti"].(string))
+	c.InvalidateSubject("alice")
+	clk.Advance(time.Minute + introspect.DefaultTimeout + time.Second)
+	if r, err := c.Introspect(context.Background(), tok); !errors.Is(err, introspect.ErrInactive) {
+		t.Fatalf("Introspect of an invalidated subject's token after the record window = %v (local %v), %v; want the server's inactive", r, r != nil && r.Local(), err)
+	}
+}
+
+// Flooding the per-token records with one's own tokens does not re-open local
+// decisions about a revoked token whose record was evicted: tokens issued
+// before the newest evicted one are introspected (found in review 12).
+func TestEvictedRecordsDoNotReopenLocalDecisions(t *testing.T) {
+	t.Parallel()
+	as, clk := startJWTAS(t), newClock()
+	c := localClient(t, as, clk, introspect.WithCacheSize(8), introspect.WithNegativeCacheSize(8))
+	if err := c.FetchJWKS(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	revoked := func() string {
+		m := as.claims(clk.Now())
+		as.revoke(m["jti"].(string))
+		return as.sign(t, "k1", jwa.RS256(), m)
+	}
+	refused := func(tok string) bool {
+		_, err := c.Introspect(context.Background(), tok)
+		return errors.Is(err, introspect.ErrInactive)
+	}
+	victim := revoked()
+	_, _ = c.Introspect(context.Background(), victim)
+	eventually(t, "the victim refused", func() bool { return refused(victim) })
+	clk.Advance(introspect.DefaultNegativeTTL + time.Second)
+	for range 20 {
+		tok := revoked()
+		_, _ = c.Introspect(context.Background(), tok)
+		eventually(t, "the flood's token refused", func() bool { return refused(tok) })
+	}
+	clk.Advance(introspect.DefaultNegativeTTL + time.Second)
+	for i := range 5 {
+		if r, err := c.Introspect(context.Background(), victim); !errors.Is(err, introspect.ErrInactive) {
+			t.Fatalf("#%d: Introspect of the revoked victim after the flood = %v (local %v), %v; want the server's inactive", i, r, r != nil && r.Local(), err)
+		}
+	}
+	// A token issued after the flood is decided locally again.
+	clk.Advance(time.Second)
+	fresh := as.sign(t, "k1", jwa.RS256(), as.claims(clk.Now()))
+	if r, err := c.Introspect(context.Background(), fresh); err != nil || !r.Local() {
+		t.Fatalf("Introspect of a token issued after the flood = %v, %v; want a local decision", r, err)
+	}
+	// A token without iat is never decided locally.
+	m := as.claims(clk.Now())
+	delete(m, "iat")
+	noIat := as.sign(t, "k1", jwa.RS256(), m)
+	if r, err := c.Introspect(context.Background(), noIat); err != nil || r.Local() {
+		t.Fatalf("Introspect of a token without iat = %v, %v; want the server's answer", r, err)
+	}
+}
+
+// While the JWKS cannot be fetched, a new JWT is introspected at once, without
+// waiting for keys after the first fetch attempt failed (found in review 12).
+func TestJWKSDownDoesNotDelayIntrospection(t *testing.T) {
+	t.Parallel()
+	as, clk := startJWTAS(t), newClock()
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/jwks" {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		as.serve(w, r)
+	}))
+	t.Cleanup(front.Close)
+	c, err := introspect.New(front.URL+"/introspect", clientauth.ClientSecretBasic{ClientID: "api", Secret: "s"},
+		introspect.WithLocalJWT(introspect.LocalJWT{Issuer: as.issuer(), JWKSURL: front.URL + "/jwks"}),
+		introspect.WithClock(clk.Now), introspect.WithRetries(0, 0), introspect.WithCircuitBreaker(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.FetchJWKS(context.Background()); !errors.Is(err, introspect.ErrUnavailable) {
+		t.Fatalf("FetchJWKS with the JWKS down = %v, want ErrUnavailable", err)
+	}
+	for i := range 3 {
+		// Less than the attempt timeout: a request that waits for keys that
+		// will not come runs out of time before it introspects.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		r, err := c.Introspect(ctx, as.sign(t, "k1", jwa.RS256(), as.claims(clk.Now())))
+		cancel()
+		if err != nil || r.Local() {
+			t.Fatalf("#%d: Introspect with the JWKS down = %v, %v; want the server's answer at once", i, r, err)
+		}
+		clk.Advance(2 * time.Minute)
 	}
 }

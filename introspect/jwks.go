@@ -69,8 +69,9 @@ type keySet struct {
 	starting   chan struct{} // closed when the running start ends; nil if none runs
 	next       time.Time     // no discovery attempt before then
 	backoff    time.Duration
-	forced     time.Time   // when the last forced refresh started
-	refreshing *refreshRun // the running forced refresh; nil if none
+	forced     time.Time      // when the last forced refresh started
+	refreshing *refreshRun    // the running forced refresh; nil if none
+	wg         sync.WaitGroup // refreshLater's goroutines
 }
 
 // refreshRun is one forced refresh: ok is set before done is closed.
@@ -253,7 +254,8 @@ func (k *keySet) key(ctx context.Context, kid string) (verifyKey, error) {
 			return vk, nil
 		}
 		if res.Resource() == nil {
-			return verifyKey{}, errNoKey // no set yet: introspect at once
+			k.refreshLater() // no set yet: introspect at once, try again behind
+			return verifyKey{}, errNoKey
 		}
 	}
 	if !k.refresh(ctx) {
@@ -354,6 +356,21 @@ func (k *keySet) refresh(ctx context.Context) bool {
 	return run.ok
 }
 
+// refreshLater starts a forced refresh in the background, unless one runs
+// or ran less than the interval ago; close waits for it.
+func (k *keySet) refreshLater() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed || k.cache == nil || k.refreshing != nil || (!k.forced.IsZero() && k.now().Sub(k.forced) < k.interval) {
+		return
+	}
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		k.refresh(context.Background())
+	}()
+}
+
 // prefetch starts the cache and waits, within ctx and the timeout, for the
 // first fetch.
 func (k *keySet) prefetch(ctx context.Context) error {
@@ -392,6 +409,7 @@ func (k *keySet) close() error {
 	stop := k.stop
 	k.closed, k.cache, k.stop, k.res = true, nil, nil, nil
 	k.mu.Unlock()
+	k.wg.Wait()
 	if stop == nil {
 		return nil
 	}

@@ -700,8 +700,10 @@ func TestEvictedRecordsDoNotReopenLocalDecisions(t *testing.T) {
 func TestJWKSDownDoesNotDelayIntrospection(t *testing.T) {
 	t.Parallel()
 	as, clk := startJWTAS(t), newClock()
+	var down atomic.Bool
+	down.Store(true)
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/jwks" {
+		if r.URL.Path == "/jwks" && down.Load() {
 			w.WriteHeader(http.StatusInternalServerError)
 			return
 		}
@@ -729,4 +731,12 @@ func TestJWKSDownDoesNotDelayIntrospection(t *testing.T) {
 		}
 		clk.Advance(2 * time.Minute)
 	}
+	// The JWKS back: a forced refresh in the background (one per interval)
+	// picks it up, and new JWTs are decided locally again.
+	down.Store(false)
+	eventually(t, "a local decision with the JWKS back", func() bool {
+		clk.Advance(2 * time.Minute)
+		r, err := c.Introspect(context.Background(), as.sign(t, "k1", jwa.RS256(), as.claims(clk.Now())))
+		return err == nil && r.Local()
+	})
 }

@@ -1,13 +1,13 @@
 package grpcguard_test
 
 import (
-	"sync"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 

@@ -66,8 +66,7 @@ func (c *Client) flight(ctx context.Context, key [sha256.Size]byte, token string
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.timeout)
 		defer cancel()
-		if r, ok := c.lookupShared(ctx, key, token); ok {
-			c.settled(ctx, key, token, r)
+		if r, ok := c.lookupShared(ctx, key, token); ok { // settled there, before the answer is visible
 			return r, nil
 		}
 		// Stamped with the time the request is sent, not the time the
@@ -78,8 +77,10 @@ func (c *Client) flight(ctx context.Context, key [sha256.Size]byte, token string
 			c.unsettled(ctx, key)
 			return nil, err
 		}
-		c.store(ctx, key, token, r, s)
+		// The token's record first: once the answer is visible in the
+		// cache, the token must already count as one the server decides.
 		c.settled(ctx, key, token, r)
+		c.store(ctx, key, token, r, s)
 		return r, nil
 	}
 }
@@ -108,6 +109,7 @@ func (c *Client) lookupShared(ctx context.Context, key [sha256.Size]byte, token 
 	}
 	c.metrics.Lookup(ctx, telemetry.Shared, telemetry.Hit)
 	c.metrics.Age(ctx, now.Sub(e.Filled), telemetry.Introspected)
+	c.settled(ctx, key, token, r) // before the answer is visible: see flight
 	c.storeLocal(ctx, key, r, e, s)
 	return r, true
 }

@@ -40,13 +40,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/tokenguard/tokenguard/clientauth"
+	"github.com/tokenguard/tokenguard/internal/loopback"
 	"github.com/tokenguard/tokenguard/introspect"
 	"github.com/tokenguard/tokenguard/middleware"
 )
@@ -332,18 +332,10 @@ func checkIssuer(issuer string, allowHTTP bool) error {
 	case "https":
 		return nil
 	case "http":
-		if allowHTTP || isLoopback(u.Hostname()) {
+		if allowHTTP || loopback.Host(u.Hostname()) {
 			return nil
 		}
 		return fmt.Errorf("tokenguard: issuer %q uses plain http; use https, or set InsecureAllowHTTP for a trusted network", issuer)
 	}
 	return fmt.Errorf("tokenguard: issuer %q must be an https URL", issuer)
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

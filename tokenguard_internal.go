@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/tokenguard/tokenguard/internal/loopback"
 )
 
 // InstanceHostHeader is the header ZITADEL reads, before Host, to pick the
@@ -38,7 +40,7 @@ func internalClient(cfg Config, hc *http.Client) (*http.Client, error) {
 		(in.Path != "" && in.Path != "/") || in.RawQuery != "" || in.ForceQuery || in.Fragment != "" {
 		return nil, fmt.Errorf("tokenguard: Config.InternalURL %q must be an absolute http or https URL with no path, query or fragment, such as http://zitadel.zitadel.svc.cluster.local:8080", cfg.InternalURL)
 	}
-	if in.Scheme == "http" && !cfg.InsecureAllowHTTP && !isLoopback(in.Hostname()) {
+	if in.Scheme == "http" && !cfg.InsecureAllowHTTP && !loopback.Host(in.Hostname()) {
 		return nil, fmt.Errorf("tokenguard: Config.InternalURL %q uses plain http on a host that is not loopback, and each request carries a token and this API's credentials: use https, or set InsecureAllowHTTP for a trusted network", in.Redacted())
 	}
 	base := hc.Transport

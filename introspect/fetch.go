@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,13 +16,14 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/tokenguard/tokenguard/internal/loopback"
 	"github.com/tokenguard/tokenguard/internal/telemetry"
 )
 
 // checkEndpoint applies the transport rules to the endpoint: a plain-http
 // endpoint must be on loopback unless WithInsecureAllowHTTP.
 func (cfg *config) checkEndpoint(u *url.URL) error {
-	if u.Scheme == "http" && !cfg.insecureHTTP && !isLoopback(u.Hostname()) {
+	if u.Scheme == "http" && !cfg.insecureHTTP && !loopback.Host(u.Hostname()) {
 		return fmt.Errorf("introspect: endpoint %q uses plain http on a host that is not loopback, and each request carries a token and this client's credentials: use https, or WithInsecureAllowHTTP (tokenguard: Config.InsecureAllowHTTP) on a trusted network", u.Redacted())
 	}
 	return nil
@@ -38,15 +38,6 @@ func (cfg *config) prepareTransport() error {
 	}
 	cfg.httpClient = withoutRedirects(cfg.httpClient)
 	return nil
-}
-
-// isLoopback reports whether host is localhost or a loopback IP address.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // withoutRedirects returns a shallow copy of hc that never follows a

@@ -16,6 +16,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/tokenguard/tokenguard/internal/loopback"
 	"github.com/tokenguard/tokenguard/internal/telemetry"
 )
 
@@ -101,7 +102,7 @@ func checkJWKSURL(raw string, insecure bool) error {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("introspect: JWKS URL %q is not an absolute http(s) URL", raw)
 	}
-	if u.Scheme == "http" && !insecure && !isLoopback(u.Hostname()) {
+	if u.Scheme == "http" && !insecure && !loopback.Host(u.Hostname()) {
 		return fmt.Errorf("introspect: JWKS URL %q uses plain http on a host that is not loopback, and whoever can change it in transit can sign tokens: use https, or WithInsecureAllowHTTP on a trusted network", u.Redacted())
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jws"
 
+	"github.com/tokenguard/tokenguard/internal/loopback"
 	"github.com/tokenguard/tokenguard/internal/telemetry"
 )
 
@@ -248,7 +249,7 @@ func newLocalJWT(cfg *config) (*localJWT, error) {
 	switch {
 	case l.Issuer == "" || err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
 		return nil, fmt.Errorf("introspect: WithLocalJWT needs the issuer as an absolute http(s) URL, not %q", l.Issuer)
-	case u.Scheme == "http" && !cfg.insecureHTTP && !isLoopback(u.Hostname()):
+	case u.Scheme == "http" && !cfg.insecureHTTP && !loopback.Host(u.Hostname()):
 		// Discovery over plain http names the JWKS: whoever can change it in
 		// transit can point it at keys of their own and sign tokens.
 		return nil, fmt.Errorf("introspect: WithLocalJWT issuer %q uses plain http on a host that is not loopback: use https, or WithInsecureAllowHTTP on a trusted network", u.Redacted())

@@ -49,6 +49,7 @@ type confirmer interface {
 // meeting the route's requirements. A Middleware is safe for concurrent use.
 type Middleware struct {
 	in           Introspector
+	cached       cachedIntrospector // in, when it has a cache to look at; nil otherwise
 	cfg          config
 	errorHandler ErrorHandler
 	metrics      *telemetry.Metrics
@@ -101,6 +102,7 @@ func New(in Introspector, audience string, opts ...Option) (*Middleware, error) 
 		return nil, errors.New("middleware: WithTokenSource without a token source")
 	}
 	m := &Middleware{in: in, cfg: cfg, errorHandler: cfg.errorHandler, metrics: telemetry.New(cfg.meters, nil)}
+	m.cached, _ = in.(cachedIntrospector) // asserted once, not per request
 	if m.errorHandler == nil {
 		m.errorHandler = defaultErrorHandler(cfg.realm, cfg.resourceMetadata)
 	}
@@ -260,7 +262,7 @@ func (m *Middleware) checkFrom(ctx context.Context, r *http.Request, token strin
 	var resp *introspect.Response
 	hit := false
 	now := m.cfg.now()
-	if ci, ok := m.in.(cachedIntrospector); ok {
+	if ci := m.cached; ci != nil {
 		if m.cfg.systemClock {
 			resp, hit = ci.CachedAt(ctx, token, now)
 		} else {

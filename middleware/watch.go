@@ -113,8 +113,8 @@ func (m *Middleware) watch(ctx context.Context, reqs []Requirement) (context.Con
 // ends it too (503): the decision it was opened on may have been
 // invalidated, and outages fail closed.
 func (m *Middleware) stillAccepted(ctx context.Context, c *Claims, reqs []Requirement) *Error {
-	ci, ok := m.in.(cachedIntrospector)
-	if !ok {
+	ci := m.cached
+	if ci == nil {
 		return nil
 	}
 	if r, hit := ci.Cached(ctx, c.token); hit && r == c.resp {

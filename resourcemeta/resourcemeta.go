@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/tokenguard/tokenguard/clientauth"
+	"github.com/tokenguard/tokenguard/internal/loopback"
 )
 
 // WellKnownPath is the well-known URI suffix of RFC 9728 §3. The metadata
@@ -82,7 +82,7 @@ func New(m Metadata) (*Handler, error) {
 		return nil, errors.New("resourcemeta: Metadata.Resource is required")
 	case err != nil || u.Host == "" || u.Opaque != "" || (u.Scheme != "https" && u.Scheme != "http"):
 		return nil, fmt.Errorf("resourcemeta: resource %q is not an absolute https URL", m.Resource)
-	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+	case u.Scheme == "http" && !loopback.Host(u.Hostname()):
 		return nil, fmt.Errorf("resourcemeta: resource %q must be https (plain http only on a loopback host)", m.Resource)
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(m.Resource, "#"):
 		return nil, fmt.Errorf("resourcemeta: resource %q must not have a query or fragment", m.Resource)
@@ -161,12 +161,4 @@ func checkURL(what, s string) error {
 		return fmt.Errorf("resourcemeta: %s %q is not an absolute http(s) URL", what, s)
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -84,9 +84,11 @@ func TestDefaultTransportKeepsItsConnections(t *testing.T) {
 		warm   int64 // at most this many handshakes in the first burst
 		lo, hi int64 // and from lo to hi in the later ones
 	}{
-		// 2, not 0: a burst that starts the moment the last one ended can
-		// find a connection not yet back in the pool, and dial.
-		{"NewTransport, HTTP/1.1", NewTransport, false, conc, 0, 2},
+		// Not 0: a burst that starts the moment the last one ended can find
+		// connections not yet back in the pool, and dial; on a loaded
+		// machine a few do (4 in 2 bursts, once). A quarter of a burst is
+		// still far from http.DefaultTransport's one per request.
+		{"NewTransport, HTTP/1.1", NewTransport, false, conc, 0, conc / 4},
 		{"NewTransport, HTTP/2", NewTransport, true, 1, 0, 0},
 		{"http.DefaultTransport, HTTP/1.1", func() *http.Transport { return http.DefaultTransport.(*http.Transport).Clone() }, false, conc, conc, 2 * conc},
 	} {

@@ -40,6 +40,7 @@ type benchConfig struct {
 	check           bool
 	cpuprofile      string
 	coldProfile     string // -cpuprofile-cold
+	only            string // "" for everything, "cold" for the cold-token sections
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -56,8 +57,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&c.check, "check", false, "exit with status 1 when a target is missed")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the first tokenguard hot-token run to this file")
 	fs.StringVar(&c.coldProfile, "cpuprofile-cold", "", "write a CPU profile of the first cold run with the authorization server in another process to this file")
+	fs.StringVar(&c.only, "only", "", `run only one part: "cold" (the cold-token runs and the API CPU runs, with their targets)`)
 	if err := parse(fs, args, stderr); err != nil {
 		return err
+	}
+	if c.only != "" && c.only != "cold" {
+		return fail(exitUsage, "bench: -only %q: the only part that runs alone is \"cold\"", c.only)
 	}
 	if fs.NArg() > 0 || c.rounds < 1 || c.conc < 1 || c.tokens < 1 || c.entries < 1 || c.coldTokens < 1 || c.coldConc < 1 || c.duration <= 0 {
 		return fail(exitUsage, "bench: bad arguments (rounds, concurrency, tokens, entries, cold tokens, cold concurrency and duration must be positive)")
@@ -389,6 +394,9 @@ func (b *bench) run(ctx context.Context) (string, int) {
 	fmt.Fprintf(&r, "tokenguard load benchmark: %s, %d cores, GOMAXPROCS %d; upstream introspection delay %v; closed loop, %d connections, %v per run; %d rounds in every order for the cheap variants, 2 for the per-request introspection comparisons\n\n",
 		runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0), c.delay, c.conc, c.duration, c.rounds)
 
+	if c.only == "cold" {
+		return b.runColdOnly(ctx, &r)
+	}
 	row := func(name string, res loadResult) {
 		p50, p99 := percentile(res.lat, 0.50), percentile(res.lat, 0.99)
 		perK := 0.0
@@ -510,33 +518,59 @@ func (b *bench) run(ctx context.Context) (string, int) {
 	add("<= 2 KiB heap per cached entry", fmt.Sprintf("%.0f B", mem), mem <= 2048)
 	q = ratio(float64(reused), float64(fresh))
 	add("miss path: reused assertion CPU <= 1/5 of fresh", fmt.Sprintf("%.3f", q), q > 0 && q <= 0.2)
-	q = paired(cold.http, cold.sdk)
-	add("cold tokens, HTTP: >= 3 x per-request introspection", fmt.Sprintf("%.1f x", q), q >= 3)
-	for _, t := range []struct {
-		name string
-		res  loadResult
-	}{{"HTTP/2 offered", cold.tls2}, {"HTTP/1.1 only", cold.tls1}} {
-		hs := perThousand(t.res.handshakes, t.res.reqs)
-		add(fmt.Sprintf("cold tokens, TLS, %d connections, %s: <= 1 TLS handshake per 1,000 requests", c.coldConc, t.name), fmt.Sprintf("%.2f", hs), hs <= 1 && t.res.reqs > 0)
-	}
-	add(cpuTarget.name, cpuTarget.measured, cpuTarget.ok)
+	targets = append(targets, b.coldTargets(cold, cpuTarget)...)
 	errs := 0
 	for _, res := range slices.Concat(hot3, aa, hotSDK, uni2, uniSDK, zipf2, zipfSDK, []loadResult{cold.http, cold.sdk, cold.tls2, cold.tls1, cold.std1, cpuHot, cpuCold}) {
 		errs += res.errs
 	}
 	add("every load request answered 200", fmt.Sprint(errs, " non-200"), errs == 0)
+	return reportTargets(&r, targets)
+}
 
+// runColdOnly is run with -only cold: the cold-token runs and the API CPU
+// runs, and their targets.
+func (b *bench) runColdOnly(ctx context.Context, r *strings.Builder) (string, int) {
+	cold := b.runCold(ctx, r, 2)
+	cpuHot, cpuCold := b.runCPU(ctx, 2)
+	targets := b.coldTargets(cold, reportCPU(r, cpuHot, cpuCold, b.cfg.coldTokens))
+	errs := 0
+	for _, res := range []loadResult{cold.http, cold.sdk, cold.tls2, cold.tls1, cold.std1, cpuHot, cpuCold} {
+		errs += res.errs
+	}
+	targets = append(targets, target{"every load request answered 200", fmt.Sprint(errs, " non-200"), errs == 0})
+	return reportTargets(r, targets)
+}
+
+// coldTargets returns the targets of the cold-token runs, cpu (the API CPU
+// target) last.
+func (b *bench) coldTargets(cold coldResults, cpu target) []target {
+	q := median(pairedRatios(cold.http, cold.sdk))
+	ts := []target{{"cold tokens, HTTP: >= 3 x per-request introspection", fmt.Sprintf("%.1f x", q), q >= 3}}
+	for _, t := range []struct {
+		name string
+		res  loadResult
+	}{{"HTTP/2 offered", cold.tls2}, {"HTTP/1.1 only", cold.tls1}} {
+		hs := perThousand(t.res.handshakes, t.res.reqs)
+		ts = append(ts, target{fmt.Sprintf("cold tokens, TLS, %d connections, %s: <= 1 TLS handshake per 1,000 requests", b.cfg.coldConc, t.name),
+			fmt.Sprintf("%.2f", hs), hs <= 1 && t.res.reqs > 0})
+	}
+	return append(ts, cpu)
+}
+
+// reportTargets writes the table of targets and returns the report and how
+// many were missed.
+func reportTargets(r *strings.Builder, targets []target) (string, int) {
 	missed := 0
-	fmt.Fprintf(&r, "\n## Targets\n\nThroughput ratios are the median over rounds of the two sides' req/s in the same round; in brackets, the mean of those per-round ratios and its standard error.\n\n| target | measured | |\n|---|---:|---|\n")
+	fmt.Fprintf(r, "\n## Targets\n\nThroughput ratios are the median over rounds of the two sides' req/s in the same round; in brackets, the mean of those per-round ratios and its standard error.\n\n| target | measured | |\n|---|---:|---|\n")
 	for _, t := range targets {
 		verdict := "met"
 		if !t.ok {
 			verdict = "MISSED"
 			missed++
 		}
-		fmt.Fprintf(&r, "| %s | %s | %s |\n", t.name, t.measured, verdict)
+		fmt.Fprintf(r, "| %s | %s | %s |\n", t.name, t.measured, verdict)
 	}
-	fmt.Fprintf(&r, "\n%d of %d targets met.\n", len(targets)-missed, len(targets))
+	fmt.Fprintf(r, "\n%d of %d targets met.\n", len(targets)-missed, len(targets))
 	return r.String(), missed
 }
 

@@ -24,7 +24,7 @@ type cannedTransport struct{}
 func (cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	_, _ = io.Copy(io.Discard, r.Body)
 	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}},
-		Body: io.NopCloser(strings.NewReader(typicalBody)), Request: r}, nil
+		Body: io.NopCloser(strings.NewReader(typicalBody)), ContentLength: int64(len(typicalBody)), Request: r}, nil
 }
 
 // BenchmarkIntrospectMiss is the client's cost of one uncached introspection:

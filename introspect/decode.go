@@ -52,7 +52,18 @@ type member struct {
 // encoding/json. Registered claims of the wrong JSON type are an error;
 // ZITADEL claims of an unexpected shape grant nothing and are left to
 // Claims.
-func (r *Response) UnmarshalJSON(data []byte) error {
+func (r *Response) UnmarshalJSON(data []byte) error { return r.decode(data, true) }
+
+// decode is UnmarshalJSON. The Response keeps the bytes of the value for
+// Claims and MarshalJSON: a copy if clone, else data itself, which the
+// caller must then never modify.
+func (r *Response) decode(data []byte, clone bool) error {
+	keep := func(b []byte) []byte {
+		if clone {
+			return bytes.Clone(b)
+		}
+		return slices.Clip(b)
+	}
 	s := scanner{data: data}
 	start := 0
 	switch s.peek() {
@@ -66,7 +77,7 @@ func (r *Response) UnmarshalJSON(data []byte) error {
 		if err := s.end(); err != nil {
 			return err
 		}
-		*r = Response{raw: bytes.Clone(data[v.start:v.end])} // null decodes as an empty object would
+		*r = Response{raw: keep(data[v.start:v.end])} // null decodes as an empty object would
 		r.size = r.footprint()
 		return nil
 	default:
@@ -101,7 +112,7 @@ func (r *Response) UnmarshalJSON(data []byte) error {
 		return err
 	}
 
-	*r = Response{raw: bytes.Clone(data[start:end])}
+	*r = Response{raw: keep(data[start:end])}
 	var seen int            // registered claims already decoded, from the last member backwards
 	var roleClaims []member // role claims, last occurrence of each
 	for i := len(members) - 1; i >= 0; i-- {

@@ -257,7 +257,7 @@ func (c *Client) post(ctx context.Context, token string, form url.Values, header
 		return nil, &transportError{err}
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseSize+1))
+	body, err := readBody(resp)
 	if err != nil {
 		return nil, &transportError{fmt.Errorf("reading response: %w", err)}
 	}
@@ -270,14 +270,31 @@ func (c *Client) post(ctx context.Context, token string, form url.Values, header
 	if resp.StatusCode != http.StatusOK {
 		return nil, errorFromResponse(resp, body, c.cfg.now(), token)
 	}
-	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		return nil, unavailable("response content type %q is not JSON", resp.Header.Get("Content-Type"))
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" { // what servers send, without parsing
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return nil, unavailable("response content type %q is not JSON", ct)
+		}
 	}
-	r, err := Decode(body)
-	if err != nil {
-		return nil, unavailable("%w", err)
+	r := new(Response)
+	if err := r.decode(body, false); err != nil { // body is ours: the Response keeps it
+		return nil, unavailable("introspect: decoding response: %w", err)
 	}
 	return r, nil
+}
+
+// readBody reads at most MaxResponseSize+1 bytes of resp's body, in one
+// allocation when the server said how long it is.
+func readBody(resp *http.Response) ([]byte, error) {
+	r := io.LimitReader(resp.Body, MaxResponseSize+1)
+	if n := resp.ContentLength; n >= 0 && n <= MaxResponseSize {
+		buf := make([]byte, n, n+1) // one byte more, to see a body longer than announced
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		extra, err := io.ReadAll(r)
+		return append(buf, extra...), err
+	}
+	return io.ReadAll(r)
 }
 
 // errorFromResponse reads an error answer. Its text comes from the server:

@@ -223,11 +223,6 @@ func (r loadResult) cpuPerReq() time.Duration {
 // load runs conc workers that each send requests back to back for the
 // configured duration, picking a token per request, until pick returns "".
 func (b *bench) load(ctx context.Context, path string, conc int, pick func(*rand.Rand) string) loadResult {
-	var (
-		mu  sync.Mutex
-		res loadResult
-		wg  sync.WaitGroup
-	)
 	before := b.srv.IntrospectionCalls()
 	for _, p := range []struct {
 		file *string
@@ -241,8 +236,23 @@ func (b *bench) load(ctx context.Context, path string, conc int, pick func(*rand
 		}
 	}
 	cpu0 := cpuTime()
+	res := closedLoop(ctx, conc, b.cfg.duration, pick, func(tok string) bool { return b.get(ctx, path, tok) })
+	res.cpu = cpuTime() - cpu0
+	res.calls = b.srv.IntrospectionCalls() - before
+	return res
+}
+
+// closedLoop runs conc workers that each call get back to back for d,
+// with a token from pick, until pick returns "". It measures req/s and
+// latencies, not CPU.
+func closedLoop(ctx context.Context, conc int, d time.Duration, pick func(*rand.Rand) string, get func(token string) bool) loadResult {
+	var (
+		mu  sync.Mutex
+		res loadResult
+		wg  sync.WaitGroup
+	)
 	start := time.Now()
-	deadline := start.Add(b.cfg.duration)
+	deadline := start.Add(d)
 	for w := range conc {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
@@ -254,7 +264,7 @@ func (b *bench) load(ctx context.Context, path string, conc int, pick func(*rand
 					break
 				}
 				t0 := time.Now()
-				if !b.get(ctx, path, tok) {
+				if !get(tok) {
 					errs++
 				}
 				lat = append(lat, time.Since(t0))
@@ -268,8 +278,6 @@ func (b *bench) load(ctx context.Context, path string, conc int, pick func(*rand
 	}
 	wg.Wait()
 	res.elapsed = time.Since(start)
-	res.cpu = cpuTime() - cpu0
-	res.calls = b.srv.IntrospectionCalls() - before
 	return res
 }
 
@@ -471,8 +479,8 @@ func (b *bench) run(ctx context.Context) (string, int) {
 	cold := b.runCold(ctx, &r, sdkRounds)
 	fmt.Fprintf(&r, "A cold request over HTTP costs %s of process CPU (API, load generator and authorization server together) more than a hot one.\n",
 		fmtDur(cold.http.cpuPerReq()-hotRes[1].cpuPerReq()))
-	cpuHot, cpuCold := b.runCPU(ctx, sdkRounds)
-	cpuTarget := reportCPU(&r, cpuHot, cpuCold, b.cfg.coldTokens)
+	cpuHot, cpuCold, cpuPaced := b.runCPU(ctx, sdkRounds)
+	cpuTarget := reportCPU(&r, cpuHot, cpuCold, cpuPaced, b.cfg.coldTokens)
 
 	hit, goCacheHit := inProcessHit(b)
 	hitNs, hitAllocs := hit.ns, hit.allocs
@@ -520,7 +528,7 @@ func (b *bench) run(ctx context.Context) (string, int) {
 	add("miss path: reused assertion CPU <= 1/5 of fresh", fmt.Sprintf("%.3f", q), q > 0 && q <= 0.2)
 	targets = append(targets, b.coldTargets(cold, cpuTarget)...)
 	errs := 0
-	for _, res := range slices.Concat(hot3, aa, hotSDK, uni2, uniSDK, zipf2, zipfSDK, []loadResult{cold.http, cold.sdk, cold.tls2, cold.tls1, cold.std1, cpuHot, cpuCold}) {
+	for _, res := range slices.Concat(hot3, aa, hotSDK, uni2, uniSDK, zipf2, zipfSDK, []loadResult{cold.http, cold.sdk, cold.tls2, cold.tls1, cold.std1, cpuHot, cpuCold, cpuPaced}) {
 		errs += res.errs
 	}
 	add("every load request answered 200", fmt.Sprint(errs, " non-200"), errs == 0)
@@ -531,10 +539,10 @@ func (b *bench) run(ctx context.Context) (string, int) {
 // runs, and their targets.
 func (b *bench) runColdOnly(ctx context.Context, r *strings.Builder) (string, int) {
 	cold := b.runCold(ctx, r, 2)
-	cpuHot, cpuCold := b.runCPU(ctx, 2)
-	targets := b.coldTargets(cold, reportCPU(r, cpuHot, cpuCold, b.cfg.coldTokens))
+	cpuHot, cpuCold, cpuPaced := b.runCPU(ctx, 2)
+	targets := b.coldTargets(cold, reportCPU(r, cpuHot, cpuCold, cpuPaced, b.cfg.coldTokens))
 	errs := 0
-	for _, res := range []loadResult{cold.http, cold.sdk, cold.tls2, cold.tls1, cold.std1, cpuHot, cpuCold} {
+	for _, res := range []loadResult{cold.http, cold.sdk, cold.tls2, cold.tls1, cold.std1, cpuHot, cpuCold, cpuPaced} {
 		errs += res.errs
 	}
 	targets = append(targets, target{"every load request answered 200", fmt.Sprint(errs, " non-200"), errs == 0})
@@ -686,7 +694,7 @@ type cannedTransport struct{ body []byte }
 func (c cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	_, _ = io.Copy(io.Discard, r.Body)
 	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}},
-		Body: io.NopCloser(strings.NewReader(string(c.body))), Request: r}, nil
+		Body: io.NopCloser(strings.NewReader(string(c.body))), ContentLength: int64(len(c.body)), Request: r}, nil
 }
 
 // typicalBody records a real introspection response of the development

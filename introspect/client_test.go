@@ -160,6 +160,11 @@ func TestIntrospectErrors(t *testing.T) {
 		{"400 unauthorized_client", status(400, `{"error":"unauthorized_client"}`), false, true, 0},
 		{"200 invalid JSON", jsonBody(`{"active":tru`), true, false, 0},
 		{"200 active as string", jsonBody(`{"active":"true"}`), true, false, 0},
+		// Out of range, oidc.Time's float conversion would make these a
+		// date past every exp check on amd64: refused instead.
+		{"200 exp 1e300", jsonBody(`{"active":true,"exp":1e300}`), true, false, 0},
+		{"200 exp past int64", jsonBody(`{"active":true,"exp":12345678901234567890}`), true, false, 0},
+		{"200 exp past the year 9999", jsonBody(`{"active":true,"exp":253402300800}`), true, false, 0},
 		{"200 not JSON content type", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
 			_, _ = w.Write([]byte(`{"active":true}`))

@@ -3,8 +3,11 @@ package introspect
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -21,9 +24,11 @@ import (
 // stacks that made the goroutine of every introspection grow its stack
 // several times.
 
-// The registered claims a Response decodes, as bits of a set.
+// claim is a registered claim that a Response decodes, as a bit of a set.
+type claim uint16
+
 const (
-	claimActive = 1 << iota
+	claimActive claim = 1 << iota
 	claimScope
 	claimClientID
 	claimUsername
@@ -38,10 +43,31 @@ const (
 	claimOrgID
 )
 
-// member is one member of the response's object.
+// claimNames are the claims' names, in the order of their bits.
+var claimNames = [...]string{"active", "scope", "client_id", "username", "token_type", "exp", "iat", "nbf", "sub", "aud", "iss", "jti", ClaimOrgID}
+
+func (c claim) String() string { return claimNames[bits.TrailingZeros16(uint16(c))] }
+
+// claimOf returns the claim of a member's name, 0 for other names.
+func claimOf(name []byte) claim {
+	for i, n := range claimNames {
+		if string(name) == n {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+// isRoleClaim reports whether name is urn:zitadel:iam:org:project:...:roles.
+func isRoleClaim(name []byte) bool {
+	p, x := projectRolesPrefix, projectRolesSuffix
+	return len(name) >= len(p) && string(name[:len(p)]) == p && len(name) >= len(x) && string(name[len(name)-len(x):]) == x
+}
+
+// member is a member of the response's object that the decoder keeps.
 type member struct {
-	name  string // set only for role claims
-	claim int    // one of the claim bits, 0 for a role claim
+	name  string // a role claim's name; "" for a registered claim
+	claim claim
 	value span
 }
 
@@ -49,9 +75,10 @@ type member struct {
 // their exact names: encoding/json would also take "Active" or "SUB" for
 // active and sub, letting a claim of another name stand in for them. A
 // claim that appears twice counts as its last occurrence, as in
-// encoding/json. Registered claims of the wrong JSON type are an error;
-// ZITADEL claims of an unexpected shape grant nothing and are left to
-// Claims.
+// encoding/json. Registered claims of the wrong JSON type are an error, and
+// so are times (exp, iat, nbf) outside the years 1 to 9999; ZITADEL claims
+// of an unexpected shape grant nothing and are left to Claims. On error, r
+// is left as it was.
 func (r *Response) UnmarshalJSON(data []byte) error { return r.decode(data, true) }
 
 // decode is UnmarshalJSON. The Response keeps the bytes of the value for
@@ -62,45 +89,38 @@ func (r *Response) decode(data []byte, clone bool) error {
 		if clone {
 			return bytes.Clone(b)
 		}
-		return slices.Clip(b)
+		return b // its capacity counts in footprint: the whole buffer stays
 	}
 	s := scanner{data: data}
-	start := 0
-	switch s.peek() {
-	case '{':
-		start = s.pos
-	case 'n':
-		v, err := s.literal("null")
-		if err != nil {
-			return err
-		}
-		if err := s.end(); err != nil {
-			return err
-		}
-		*r = Response{raw: keep(data[v.start:v.end])} // null decodes as an empty object would
-		r.size = r.footprint()
-		return nil
-	default:
+	if c := s.peek(); c != '{' {
 		v, err := s.value()
-		if err != nil {
-			return err
+		if err == nil {
+			err = s.end()
 		}
-		if err := s.end(); err != nil {
+		switch {
+		case err != nil:
 			return err
+		case v.kind == 'n':
+			*r = Response{raw: keep(data[v.start:v.end])} // null decodes as an empty object would
+			r.size = r.footprint()
+			return nil
 		}
-		return fmt.Errorf("json: cannot unmarshal %s into an introspection response: want an object", kind(data[v.start]))
+		return fmt.Errorf("the response is %s, not a JSON object", kindName(v.kind))
 	}
+	start := s.pos
 	var buf [24]member
 	members := buf[:0]
+	roleClaims := 0
 	err := s.object(func(name, value span) error {
 		n := data[name.start+1 : name.end-1]
 		if !name.plain {
 			n = []byte(unquote(data, name))
 		}
-		if c := claimBit(n); c != 0 {
+		if c := claimOf(n); c != 0 {
 			members = append(members, member{claim: c, value: value})
 		} else if isRoleClaim(n) {
 			members = append(members, member{name: string(n), value: value})
+			roleClaims++
 		}
 		return nil
 	})
@@ -112,80 +132,34 @@ func (r *Response) decode(data []byte, clone bool) error {
 		return err
 	}
 
-	*r = Response{raw: keep(data[start:end])}
-	var seen int            // registered claims already decoded, from the last member backwards
-	var roleClaims []member // role claims, last occurrence of each
+	d := Response{raw: keep(data[start:end])}
+	var decoded claim // registered claims decoded, from the last member back
+	roles := make([]member, 0, roleClaims)
+	var seen nameIndex
 	for i := len(members) - 1; i >= 0; i-- {
 		m := members[i]
-		if m.claim == 0 {
-			if !slices.ContainsFunc(roleClaims, func(o member) bool { return o.name == m.name }) {
-				roleClaims = append(roleClaims, m)
+		switch {
+		case m.claim == 0:
+			if _, ok := seen.find([]byte(m.name)); !ok {
+				seen.add([]byte(m.name), 0)
+				roles = append(roles, m) // the last occurrence of this name
 			}
-			continue
-		}
-		if seen&m.claim != 0 {
-			continue
-		}
-		seen |= m.claim
-		if err := r.decodeClaim(data, m); err != nil {
-			return err
+		case decoded&m.claim == 0:
+			decoded |= m.claim
+			if err := d.decodeClaim(data, m); err != nil {
+				return err
+			}
 		}
 	}
-	r.OrgID = intern(r.OrgID)
-	if r.ClientID == r.Subject {
-		r.ClientID = r.Subject // service users: one string, not two
+	d.OrgID = intern(d.OrgID)
+	if d.ClientID == d.Subject {
+		d.ClientID = d.Subject // service users: one string, not two
 	}
-	r.decodeRoleClaims(data, roleClaims)
-	r.size = r.footprint()
+	slices.Reverse(roles) // document order
+	d.decodeRoleClaims(data, roles)
+	d.size = d.footprint()
+	*r = d
 	return nil
-}
-
-// isRoleClaim reports whether name is urn:zitadel:iam:org:project:...:roles.
-func isRoleClaim(name []byte) bool {
-	p, x := projectRolesPrefix, projectRolesSuffix
-	return len(name) >= len(p) && string(name[:len(p)]) == p && len(name) >= len(x) && string(name[len(name)-len(x):]) == x
-}
-
-// claimBit returns the bit of a registered claim's name, 0 for other names.
-func claimBit(name []byte) int {
-	switch string(name) {
-	case "active":
-		return claimActive
-	case "scope":
-		return claimScope
-	case "client_id":
-		return claimClientID
-	case "username":
-		return claimUsername
-	case "token_type":
-		return claimTokenType
-	case "exp":
-		return claimExp
-	case "iat":
-		return claimIat
-	case "nbf":
-		return claimNbf
-	case "sub":
-		return claimSub
-	case "aud":
-		return claimAud
-	case "iss":
-		return claimIss
-	case "jti":
-		return claimJti
-	case ClaimOrgID:
-		return claimOrgID
-	}
-	return 0
-}
-
-func claimName(c int) string {
-	for _, n := range []string{"active", "scope", "client_id", "username", "token_type", "exp", "iat", "nbf", "sub", "aud", "iss", "jti", ClaimOrgID} {
-		if claimBit([]byte(n)) == c {
-			return n
-		}
-	}
-	return "?"
 }
 
 // decodeClaim decodes one registered claim into r.
@@ -194,16 +168,16 @@ func (r *Response) decodeClaim(data []byte, m member) error {
 	var err error
 	switch m.claim {
 	case claimActive:
-		switch string(v) {
-		case "true":
+		switch m.value.kind {
+		case 't':
 			r.Active = true
-		case "false", "null":
+		case 'f', 'n':
 		default:
-			err = json.Unmarshal(v, &r.Active)
+			err = json.Unmarshal(v, &r.Active) // encoding/json's error
 		}
 	case claimScope:
 		var scope []string
-		if m.value.plain && v[0] == '"' {
+		if m.value.plainString() {
 			scope = strings.Split(string(v[1:len(v)-1]), " ")
 		} else {
 			var sda oidc.SpaceDelimitedArray
@@ -214,41 +188,41 @@ func (r *Response) decodeClaim(data []byte, m member) error {
 			r.scope = slices.Clip(s)
 		}
 	case claimExp:
-		r.Expiration, err = decodeTime(v, m.value.plain)
+		r.Expiration, err = decodeTime(v, m.value)
 	case claimIat:
-		r.IssuedAt, err = decodeTime(v, m.value.plain)
+		r.IssuedAt, err = decodeTime(v, m.value)
 	case claimNbf:
-		r.NotBefore, err = decodeTime(v, m.value.plain)
+		r.NotBefore, err = decodeTime(v, m.value)
 	case claimAud:
-		err = r.decodeAudience(v, m.value.plain)
+		err = r.decodeAudience(v, m.value)
 	case claimOrgID:
-		r.OrgID, _ = decodeString(v, m.value.plain) // a non-string org ID is left out
+		r.OrgID, _ = decodeString(v, m.value) // a non-string org ID is left out
 	case claimClientID:
-		r.ClientID, err = decodeString(v, m.value.plain)
+		r.ClientID, err = decodeString(v, m.value)
 	case claimUsername:
-		r.Username, err = decodeString(v, m.value.plain)
+		r.Username, err = decodeString(v, m.value)
 	case claimTokenType:
-		r.TokenType, err = decodeString(v, m.value.plain)
+		r.TokenType, err = decodeString(v, m.value)
 	case claimSub:
-		r.Subject, err = decodeString(v, m.value.plain)
+		r.Subject, err = decodeString(v, m.value)
 	case claimIss:
-		r.Issuer, err = decodeString(v, m.value.plain)
+		r.Issuer, err = decodeString(v, m.value)
 	case claimJti:
-		r.JWTID, err = decodeString(v, m.value.plain)
+		r.JWTID, err = decodeString(v, m.value)
 	}
 	if err != nil {
-		return fmt.Errorf("claim %q: %w", claimName(m.claim), err)
+		return fmt.Errorf("claim %q: %w", m.claim, err)
 	}
 	return nil
 }
 
-// decodeString decodes a string claim; null is "". Other types are an
+// decodeString decodes a string claim at sp; null is "". Other types are an
 // error, encoding/json's.
-func decodeString(v []byte, plain bool) (string, error) {
+func decodeString(v []byte, sp span) (string, error) {
 	switch {
-	case plain && v[0] == '"':
+	case sp.plainString():
 		return string(v[1 : len(v)-1]), nil
-	case string(v) == "null":
+	case sp.kind == 'n':
 		return "", nil
 	}
 	var s string
@@ -256,47 +230,67 @@ func decodeString(v []byte, plain bool) (string, error) {
 	return s, err
 }
 
-// decodeTime decodes a time claim: what oidc.Time accepts (a number of
-// seconds, an RFC 3339 string or null), with small integers read here.
-func decodeTime(v []byte, plain bool) (oidc.Time, error) {
-	if plain && v[0] >= '0' && v[0] <= '9' {
+// Times a Response accepts: from the year 1 to the year 9999, the range of
+// RFC 3339.
+const (
+	minTime = -62135596800 // 0001-01-01T00:00:00Z
+	maxTime = 253402300799 // 9999-12-31T23:59:59Z
+)
+
+// errTimeRange is the cause of a time claim's error when it is out of range.
+var errTimeRange = errors.New("out of range: not a time between the years 1 and 9999")
+
+// decodeTime decodes a time claim at sp: what oidc.Time accepts (a number of
+// seconds, an RFC 3339 string or null), with small integers read here. A
+// time out of range is an error: oidc.Time would convert it from a float
+// in a way Go leaves to the machine (on amd64, 1e300 seconds becomes the
+// most negative int64, which time.Unix reads as a date past every exp
+// check).
+func decodeTime(v []byte, sp span) (oidc.Time, error) {
+	if sp.plain && sp.kind == '0' {
 		var n int64
 		for _, c := range v {
 			n = n*10 + int64(c-'0')
 		}
+		if n > maxTime {
+			return 0, errTimeRange
+		}
 		return oidc.Time(n), nil
+	}
+	if sp.kind == '0' {
+		f, err := strconv.ParseFloat(string(v), 64)
+		if err == nil && (f < minTime || f > maxTime) {
+			return 0, errTimeRange
+		}
 	}
 	var t oidc.Time
 	err := t.UnmarshalJSON(v)
 	return t, err
 }
 
-// decodeAudience decodes aud: a string or an array of strings, as
+// errNotPlain ends the scan of an aud array that the fast path cannot take.
+var errNotPlain = errors.New("not a plain string")
+
+// decodeAudience decodes aud at sp: a string or an array of strings, as
 // oidc.Audience does.
-func (r *Response) decodeAudience(v []byte, plain bool) error {
+func (r *Response) decodeAudience(v []byte, sp span) error {
 	var aud []string
 	switch {
-	case plain && v[0] == '"':
+	case sp.plainString():
 		aud = []string{string(v[1 : len(v)-1])}
-	case v[0] == '[':
+	case sp.kind == '[':
 		s := scanner{data: v}
-		simple := true
-		_ = s.array(func(e span) error { // v is valid: only the shape matters here
-			if !e.plain || v[e.start] != '"' {
-				simple = false
-			} else if simple {
-				aud = append(aud, string(v[e.start+1:e.end-1]))
+		err := s.array(func(e span) error {
+			if !e.plainString() {
+				return errNotPlain
 			}
+			aud = append(aud, string(v[e.start+1:e.end-1]))
 			return nil
 		})
-		if !simple {
-			aud = nil
-			var a oidc.Audience
-			if err := a.UnmarshalJSON(v); err != nil {
-				return err
-			}
-			aud = a
+		if err == nil {
+			break
 		}
+		fallthrough
 	default:
 		var a oidc.Audience
 		if err := a.UnmarshalJSON(v); err != nil {
@@ -314,16 +308,17 @@ func (r *Response) decodeAudience(v []byte, plain bool) error {
 }
 
 // decodeRoleClaims decodes the role claims (the last occurrence of each
-// name, in any order) into r.roles and r.projectRoles.
+// name) into r.roles and r.projectRoles.
 func (r *Response) decodeRoleClaims(data []byte, claims []member) {
 	var lastRaw []byte // ZITADEL sends the same grants twice: decode them once
 	var last Roles
-	for i := len(claims) - 1; i >= 0; i-- { // in document order
-		c := claims[i]
+	for _, c := range claims {
 		v := data[c.value.start:c.value.end]
 		roles := last
 		if lastRaw == nil || !bytes.Equal(v, lastRaw) {
-			roles = decodeRoles(v)
+			sp := c.value
+			sp.start, sp.end = 0, len(v) // relative to v
+			roles = decodeRoles(v, sp)
 			lastRaw, last = v, roles
 		}
 		if c.name == ClaimRoles {
@@ -346,81 +341,99 @@ func (r *Response) decodeRoleClaims(data []byte, claims []member) {
 	r.projectRoles = slices.Clip(r.projectRoles)
 }
 
-// decodeRoles reads {"role": {"orgID": "domain"}}, skipping entries of other
-// shapes rather than failing: an odd claim grants nothing. A role or an
-// organization named twice counts as its last occurrence. v is valid JSON.
-func decodeRoles(v []byte) Roles {
-	if v[0] != '{' {
+// decodeRoles reads the roles claim v at sp, {"role": {"orgID": "domain"}},
+// skipping entries of other shapes rather than failing: an odd claim grants
+// nothing. A role or an organization named twice counts as its last
+// occurrence. v is valid JSON. Memory is in proportion to the distinct
+// grants, whatever the body repeats.
+func decodeRoles(v []byte, sp span) Roles {
+	if sp.kind != '{' {
 		return Roles{}
 	}
-	type grant struct {
-		RoleGrant
-		occurrence int // which member of the claim named the role
-	}
-	var grants []grant
-	occurrence := 0
+	type role struct{ grants []RoleGrant }
+	var roles []role
+	var byRole nameIndex
 	s := scanner{data: v}
 	_ = s.object(func(name, value span) error {
-		occurrence++
-		role := intern(unquote(v, name))
-		// A marker that grants nothing: whatever this member holds, earlier
-		// members of the same role no longer count.
-		grants = append(grants, grant{RoleGrant: RoleGrant{Role: role}, occurrence: -occurrence})
-		if v[value.start] != '{' {
-			return nil // not an object: no grant
+		key := name.bytes(v)
+		var grants []RoleGrant
+		if value.kind == '{' {
+			roleName := intern(string(key))
+			var byOrg nameIndex
+			inner := scanner{data: v[:value.end], pos: value.start}
+			_ = inner.object(func(org, domain span) error {
+				d := ""
+				if domain.kind == '"' {
+					d = intern(string(domain.bytes(v)))
+				}
+				o := org.bytes(v)
+				if i, ok := byOrg.find(o); ok {
+					grants[i].Domain = d // a later occurrence of the organization
+					return nil
+				}
+				byOrg.add(o, len(grants))
+				grants = append(grants, RoleGrant{Role: roleName, OrgID: intern(string(o)), Domain: d})
+				return nil
+			})
 		}
-		inner := scanner{data: v[:value.end], pos: value.start}
-		return inner.object(func(org, domain span) error {
-			d := ""
-			if v[domain.start] == '"' {
-				d = unquote(v, domain)
-			}
-			grants = append(grants, grant{RoleGrant: RoleGrant{Role: role, OrgID: intern(unquote(v, org)), Domain: intern(d)}, occurrence: occurrence})
+		if i, ok := byRole.find(key); ok {
+			roles[i].grants = grants // a later occurrence of the role: it alone counts
 			return nil
-		})
+		}
+		byRole.add(key, len(roles))
+		roles = append(roles, role{grants: grants})
+		return nil
 	})
-	// Keep, for each role, only the grants of its last member, and of those
-	// only the last of each organization.
-	slices.SortStableFunc(grants, func(a, b grant) int {
-		if c := strings.Compare(a.Role, b.Role); c != 0 {
-			return c
-		}
-		return strings.Compare(a.OrgID, b.OrgID)
-	})
-	kept := grants[:0] // compacted in place
-	for i := 0; i < len(grants); {
-		j, lastOcc := i, 0
-		for ; j < len(grants) && grants[j].Role == grants[i].Role; j++ {
-			lastOcc = max(lastOcc, abs(grants[j].occurrence))
-		}
-		for k := i; k < j; k++ {
-			g := grants[k]
-			if g.occurrence != lastOcc {
-				continue
-			}
-			if n := len(kept); n > 0 && kept[n-1].Role == g.Role && kept[n-1].OrgID == g.OrgID {
-				kept[n-1] = g // a later occurrence of the organization
-				continue
-			}
-			kept = append(kept, g)
-		}
-		i = j
+	n := 0
+	for _, r := range roles {
+		n += len(r.grants)
 	}
-	if len(kept) == 0 {
+	if n == 0 {
 		return Roles{}
 	}
-	roles := make([]RoleGrant, len(kept)) // exactly: the cache counts what a Response holds
-	for i, g := range kept {
-		roles[i] = g.RoleGrant
+	grants := make([]RoleGrant, 0, n) // exactly: the cache counts what a Response holds
+	for _, r := range roles {
+		grants = append(grants, r.grants...)
 	}
-	return sortedRoles(roles)
+	return sortedRoles(grants)
 }
 
-func abs(n int) int {
-	if n < 0 {
-		return -n
+// nameIndex maps names to indexes: an array searched in order while small,
+// a map past that, so that a hostile body of many names costs linear time.
+// Lookups take the name's bytes and allocate nothing.
+type nameIndex struct {
+	n     int
+	names [8]string
+	at    [8]int
+	large map[string]int
+}
+
+func (x *nameIndex) find(name []byte) (int, bool) {
+	if x.large != nil {
+		i, ok := x.large[string(name)]
+		return i, ok
 	}
-	return n
+	for k, n := range x.names[:x.n] {
+		if n == string(name) {
+			return x.at[k], true
+		}
+	}
+	return 0, false
+}
+
+func (x *nameIndex) add(name []byte, i int) {
+	if x.large == nil && x.n < len(x.names) {
+		x.names[x.n], x.at[x.n] = string(name), i
+		x.n++
+		return
+	}
+	if x.large == nil {
+		x.large = make(map[string]int, 2*len(x.names))
+		for k, n := range x.names[:x.n] {
+			x.large[n] = x.at[k]
+		}
+	}
+	x.large[string(name)] = i
 }
 
 // unquote returns the value of the string at sp in v, which is valid JSON.
@@ -433,17 +446,19 @@ func unquote(v []byte, sp span) string {
 	return s
 }
 
-// kind names the JSON type of a value from its first byte.
-func kind(first byte) string {
-	switch first {
+// kindName names a span's kind.
+func kindName(kind byte) string {
+	switch kind {
 	case '[':
-		return "array"
+		return "an array"
 	case '"':
-		return "string"
+		return "a string"
 	case 't', 'f':
-		return "bool"
+		return "a boolean"
+	case '0':
+		return "a number"
 	}
-	return "number"
+	return "null"
 }
 
 // Decode parses an introspection response body.

@@ -1,11 +1,16 @@
 package introspect
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
 // decoded is what a Response decoded to, comparable with reflect.DeepEqual:
@@ -24,6 +29,15 @@ func sameDecoding(t *testing.T, data []byte) {
 	t.Helper()
 	got, err := Decode(data)
 	want, refErr := referenceDecode(data)
+	if errors.Is(err, errTimeRange) && refErr == nil {
+		// A deliberate difference: the former decoder took any number.
+		for _, t := range []oidc.Time{want.Expiration, want.IssuedAt, want.NotBefore} {
+			if t < minTime || t > maxTime {
+				return
+			}
+		}
+		t.Fatalf("Decode(%q): err = %v, but the former decoder's times are all in range", data, err)
+	}
 	if (err != nil) != (refErr != nil) {
 		t.Fatalf("Decode(%q): err = %v, the former decoder's = %v", data, err, refErr)
 	}
@@ -119,5 +133,116 @@ func BenchmarkDecodeFormer(b *testing.B) {
 		if _, err := referenceDecode([]byte(typicalBody)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestDecodeLeavesTheResponseOnError: a body refused half way must not
+// leave the claims it decoded before the error in the Response.
+func TestDecodeLeavesTheResponseOnError(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{
+		`{"sub":5,"active":true,"exp":4000000000}`,
+		`{"active":true,"exp":4000000000,"aud":[1]}`,
+		`{"active":true,"exp":1e300}`,
+		`{"active":true,"exp":4000000000} x`,
+	} {
+		var r Response
+		if err := r.UnmarshalJSON([]byte(body)); err == nil {
+			t.Fatalf("UnmarshalJSON(%s) err = nil", body)
+		}
+		if !reflect.DeepEqual(r, Response{}) {
+			t.Errorf("UnmarshalJSON(%s) failed but left %+v", body, r)
+		}
+	}
+}
+
+// TestDecodeTimesOutOfRange: times the decoder cannot hold as a date
+// between the years 1 and 9999 are refused, never read as "no expiry".
+func TestDecodeTimesOutOfRange(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"1e300", "-1e300", "1e19", "9.3e18", "12345678901234567890", "253402300800", "-62135596801"} {
+		for _, name := range []string{"exp", "iat", "nbf"} {
+			body := `{"active":true,"` + name + `":` + v + `}`
+			if _, err := Decode([]byte(body)); !errors.Is(err, errTimeRange) {
+				t.Errorf("Decode(%s) err = %v, want out of range", body, err)
+			}
+		}
+	}
+	for _, v := range []string{"253402300799", "-62135596800", "0", "1.5", "-1"} {
+		if _, err := Decode([]byte(`{"active":true,"exp":` + v + `}`)); err != nil {
+			t.Errorf("Decode(exp %s) err = %v", v, err)
+		}
+	}
+}
+
+// TestDecodeDepthTakesNoStack: however deep a value nests (up to
+// encoding/json's limit of 10000), skipping it takes no stack. A decoder
+// that recursed would need megabytes: under this stack limit the test
+// binary would die.
+func TestDecodeDepthTakesNoStack(t *testing.T) { // not parallel: SetMaxStack is process-wide
+	body := []byte(`{"active":true,"exp":4000000000,"x":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) +
+		`,"y":` + strings.Repeat(`{"a":`, 9998) + "1" + strings.Repeat("}", 9998) + `}`)
+	deep := []byte(`{"x":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`)
+	done := make(chan error, 2)
+	prev := debug.SetMaxStack(256 << 10)
+	defer debug.SetMaxStack(prev)
+	go func() { // a new goroutine: the test's own stack may have grown already
+		_, err := Decode(body)
+		done <- err
+		_, err = Decode(deep)
+		done <- err
+	}()
+	if err := <-done; err != nil {
+		t.Errorf("Decode(depth 10000) err = %v", err)
+	}
+	if err := <-done; err == nil {
+		t.Error("Decode(depth 10001) err = nil, want exceeded max depth")
+	}
+}
+
+// TestDecodeLargeBodiesStayLinear: bodies of a hostile server, up to the 1
+// MiB that is read, cost memory in proportion to their size, and duplicate
+// names are resolved with a set once there are many.
+func TestDecodeLargeBodiesStayLinear(t *testing.T) {
+	var many strings.Builder // distinct role claims
+	many.WriteString(`{"active":true`)
+	for i := 0; many.Len() < MaxResponseSize-100; i++ {
+		fmt.Fprintf(&many, `,"urn:zitadel:iam:org:project:%d:roles":{"r":{"o":"d"}}`, i)
+	}
+	many.WriteString("}")
+	var dups strings.Builder // one role granted by one organization, named again and again
+	dups.WriteString(`{"active":true,"urn:zitadel:iam:org:project:roles":{"r":{"o":"d"`)
+	for dups.Len() < MaxResponseSize-100 {
+		dups.WriteString(`,"o":"d"`)
+	}
+	dups.WriteString("}}}")
+	for name, body := range map[string]string{"distinct role claims": many.String(), "duplicate organizations": dups.String()} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		r, err := Decode([]byte(body))
+		runtime.ReadMemStats(&after)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 24*uint64(len(body)) {
+			t.Errorf("%s: decoding %d bytes allocated %d, more than 24 times the body", name, len(body), alloc)
+		}
+		if name == "duplicate organizations" && r.Roles().Len() != 1 {
+			t.Errorf("%s: %d grants, want 1", name, r.Roles().Len())
+		}
+	}
+	var x nameIndex
+	for i := range 1000 {
+		name := []byte(fmt.Sprint(i))
+		if _, ok := x.find(name); ok {
+			t.Fatalf("nameIndex: %s found before it was added", name)
+		}
+		x.add(name, i)
+		if at, ok := x.find(name); !ok || at != i {
+			t.Fatalf("nameIndex: %s at %d, %v; want %d", name, at, ok, i)
+		}
+	}
+	if x.large == nil {
+		t.Error("an index of 1000 names is a slice: its lookups are linear, a hostile body's decoding quadratic")
 	}
 }

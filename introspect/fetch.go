@@ -1,6 +1,7 @@
 package introspect
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -294,7 +295,11 @@ func readBody(resp *http.Response) ([]byte, error) {
 		extra, err := io.ReadAll(r)
 		return append(buf, extra...), err
 	}
-	return io.ReadAll(r)
+	b, err := io.ReadAll(r)
+	if cap(b) > len(b)+len(b)/8+512 { // a cached Response keeps the buffer: not twice its size
+		b = bytes.Clone(b)
+	}
+	return b, err
 }
 
 // errorFromResponse reads an error answer. Its text comes from the server:

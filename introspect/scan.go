@@ -1,6 +1,7 @@
 package introspect
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -56,19 +57,23 @@ func (s *scanner) end() error {
 	return nil
 }
 
-// value skips one value and returns its span.
+// value skips one value and returns its span. Objects and arrays are
+// skipped in a loop, not by recursion: however deep a value the server
+// nests, skipping it takes no more stack.
 func (s *scanner) value() (span, error) {
+	switch c := s.peek(); {
+	case c == '{' || c == '[':
+		return s.skipContainer()
+	default:
+		return s.scalar()
+	}
+}
+
+// scalar reads a string, number or literal.
+func (s *scanner) scalar() (span, error) {
 	switch c := s.peek(); {
 	case c == '"':
 		return s.str()
-	case c == '{':
-		start := s.pos
-		err := s.object(func(span, span) error { return nil })
-		return span{start: start, end: s.pos}, err
-	case c == '[':
-		start := s.pos
-		err := s.array(func(span) error { return nil })
-		return span{start: start, end: s.pos}, err
 	case c == '-' || c >= '0' && c <= '9':
 		return s.number()
 	case c == 't':
@@ -81,6 +86,82 @@ func (s *scanner) value() (span, error) {
 		return span{}, s.fail("unexpected end of input")
 	default:
 		return span{}, s.fail(fmt.Sprintf("unexpected character %q", c))
+	}
+}
+
+// skipContainer skips the object or array at s.pos, validating it, with a
+// stack of the containers open (on the heap only past 64 levels).
+func (s *scanner) skipContainer() (span, error) {
+	start := s.pos
+	kind := s.data[s.pos]
+	var buf [64]byte
+	open := buf[:0] // '{' or '[' of each container open
+	// key reads a member name and its colon.
+	key := func() error {
+		if s.peek() != '"' {
+			return s.fail("expected a member name")
+		}
+		if _, err := s.str(); err != nil {
+			return err
+		}
+		if s.peek() != ':' {
+			return s.fail("expected ':' after a member name")
+		}
+		s.pos++
+		return nil
+	}
+	for {
+		// A value is expected at s.pos.
+		if c := s.peek(); c == '{' || c == '[' {
+			if s.depth+len(open)+1 > maxDepth {
+				return span{}, s.fail("exceeded max depth")
+			}
+			s.pos++
+			open = append(open, c)
+			closing := byte('}')
+			if c == '[' {
+				closing = ']'
+			}
+			if s.peek() == closing {
+				s.pos++
+				open = open[:len(open)-1]
+			} else {
+				if c == '{' {
+					if err := key(); err != nil {
+						return span{}, err
+					}
+				}
+				continue
+			}
+		} else if _, err := s.scalar(); err != nil {
+			return span{}, err
+		}
+		// After a value: a comma and the next one, or the end of containers.
+		for {
+			if len(open) == 0 {
+				return span{start: start, end: s.pos, kind: kind}, nil
+			}
+			top := open[len(open)-1]
+			c := s.peek()
+			if c == ',' {
+				s.pos++
+				if top == '{' {
+					if err := key(); err != nil {
+						return span{}, err
+					}
+				}
+				break
+			}
+			if top == '{' && c == '}' || top == '[' && c == ']' {
+				s.pos++
+				open = open[:len(open)-1]
+				continue
+			}
+			if top == '{' {
+				return span{}, s.fail("expected ',' or '}' in an object")
+			}
+			return span{}, s.fail("expected ',' or ']' in an array")
+		}
 	}
 }
 
@@ -182,7 +263,7 @@ func (s *scanner) str() (span, error) {
 		switch {
 		case c == '"':
 			s.pos++
-			return span{start: start, end: s.pos, plain: plain}, nil
+			return span{start: start, end: s.pos, kind: '"', plain: plain}, nil
 		case c == '\\':
 			plain = false
 			if s.pos+1 >= len(s.data) {
@@ -258,7 +339,7 @@ func (s *scanner) number() (span, error) {
 			return span{}, s.fail("invalid number")
 		}
 	}
-	return span{start: start, end: s.pos, plain: integer && !neg && intDigits <= 15}, nil
+	return span{start: start, end: s.pos, kind: '0', plain: integer && !neg && intDigits <= 15}, nil
 }
 
 func (s *scanner) literal(lit string) (span, error) {
@@ -267,13 +348,32 @@ func (s *scanner) literal(lit string) (span, error) {
 		return span{}, s.fail("invalid literal")
 	}
 	s.pos += len(lit)
-	return span{start: start, end: s.pos, plain: true}, nil
+	return span{start: start, end: s.pos, kind: lit[0]}, nil
 }
 
 // A span is where a value is in the document.
 type span struct {
 	start, end int
+	// kind is the value's JSON type: '"' string, '0' number, '{' object,
+	// '[' array, 't' true, 'f' false, 'n' null.
+	kind byte
 	// plain: a string without escapes or non-ASCII bytes, or a number that
-	// is a small non-negative integer (see scanner.str and scanner.number).
+	// is a non-negative integer of at most 15 digits (see scanner.str and
+	// scanner.number); false for every other value.
 	plain bool
+}
+
+// plainString reports whether the span is a plain string: its bytes
+// between the quotes are its value.
+func (sp span) plainString() bool { return sp.plain && sp.kind == '"' }
+
+// bytes returns the value of the string at sp in v, which is valid JSON:
+// the bytes between the quotes of a plain string, else a decoded copy.
+func (sp span) bytes(v []byte) []byte {
+	if sp.plain {
+		return v[sp.start+1 : sp.end-1]
+	}
+	var s string
+	_ = json.Unmarshal(v[sp.start:sp.end], &s)
+	return []byte(s)
 }

@@ -30,14 +30,14 @@ func BenchmarkUnary(b *testing.B) {
 	conn := serve(b, mustGuard(b, w.guard(b).Middleware, policy...))
 	tok := w.token(b, w.reader, devserver.TokenOptions{})
 	ctx := withAuth(context.Background(), "Bearer "+tok)
-	if _, err := unary(ctx, conn, mUnary); err != nil { // warm the cache
+	if _, err := unary(ctx, conn, mBench); err != nil { // warm the cache
 		b.Fatal(err)
 	}
 	plain := context.Background()
 	b.Run("unprotected", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := unary(plain, conn, mPublic); err != nil {
+			if _, err := unary(plain, conn, mBenchPublic); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -45,7 +45,7 @@ func BenchmarkUnary(b *testing.B) {
 	b.Run("protected", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := unary(ctx, conn, mUnary); err != nil {
+			if _, err := unary(ctx, conn, mBench); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -79,8 +79,8 @@ func BenchmarkUnary(b *testing.B) {
 			}
 		}
 	}
-	b.Run("paired", paired(mPublic, mUnary))
-	b.Run("paired-A/A", paired(mPublic, mPublic)) // the noise floor: 1 but for noise
+	b.Run("paired", paired(mBenchPublic, mBench))
+	b.Run("paired-A/A", paired(mBenchPublic, mBenchPublic)) // the noise floor: 1 but for noise
 
 	// throughput is the load benchmark's measure (BENCHMARKS.md): 8 callers
 	// back to back on one connection, rounds of each method in alternating
@@ -119,8 +119,8 @@ func BenchmarkUnary(b *testing.B) {
 			b.ReportMetric(ratios[len(ratios)/2], "ratio")
 		}
 	}
-	b.Run("throughput", throughput(mPublic, mUnary))
-	b.Run("throughput-A/A", throughput(mPublic, mPublic))
+	b.Run("throughput", throughput(mBenchPublic, mBench))
+	b.Run("throughput-A/A", throughput(mBenchPublic, mBenchPublic))
 }
 
 func median(ds []time.Duration) time.Duration {

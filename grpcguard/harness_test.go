@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -97,11 +99,15 @@ const (
 	mPubStream   = "/test.v1.Svc/PublicStream"
 	mScopedStrm  = "/test.v1.Svc/ScopedStream"
 	mRudeStream  = "/test.v1.Svc/RudeStream"
+	// The benchmark's pair: the same answer from both, so that only the
+	// protection differs (see benchMethod).
+	mBench       = "/test.v1.Svc/Bench"
+	mBenchPublic = "/test.v1.Svc/BenchPublic"
 )
 
 // The policy of the test server.
 var policy = []grpcguard.Option{
-	grpcguard.WithPublic(mPublic, mPubStream),
+	grpcguard.WithPublic(mPublic, mPubStream, mBenchPublic),
 	grpcguard.WithMethods(map[string][]middleware.Requirement{
 		mAdmin:       {middleware.Role("admin")},
 		mAdminStream: {middleware.Role("admin")},
@@ -129,6 +135,26 @@ func unaryMethod(name string) grpc.MethodDesc {
 		h := func(ctx context.Context, _ any) (any, error) { return wrapperspb.String(subjectOf(ctx)), nil }
 		if ic == nil {
 			return h(ctx, in)
+		}
+		return ic(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: "/" + svcName + "/" + name}, h)
+	}}
+}
+
+// benchMethod answers an empty message, protected or not: the benchmark
+// compares two methods that differ only in their protection. When
+// protected, it reads the caller's identity first, as a real handler does,
+// and fails without it.
+func benchMethod(name string, protected bool) grpc.MethodDesc {
+	return grpc.MethodDesc{MethodName: name, Handler: func(srv any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
+		in := new(emptypb.Empty)
+		if err := dec(in); err != nil {
+			return nil, err
+		}
+		h := func(ctx context.Context, _ any) (any, error) {
+			if protected && subjectOf(ctx) == "" {
+				return nil, status.Error(codes.Internal, "no claims")
+			}
+			return &emptypb.Empty{}, nil
 		}
 		return ic(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: "/" + svcName + "/" + name}, h)
 	}}
@@ -178,7 +204,8 @@ func rudeHandler(_ any, ss grpc.ServerStream) error {
 var svcDesc = grpc.ServiceDesc{
 	ServiceName: svcName,
 	HandlerType: (*any)(nil),
-	Methods:     []grpc.MethodDesc{unaryMethod("Unary"), unaryMethod("Admin"), unaryMethod("Scoped"), unaryMethod("Public")},
+	Methods: []grpc.MethodDesc{unaryMethod("Unary"), unaryMethod("Admin"), unaryMethod("Scoped"), unaryMethod("Public"),
+		benchMethod("Bench", true), benchMethod("BenchPublic", false)},
 	Streams: []grpc.StreamDesc{
 		{StreamName: "Stream", Handler: streamHandler, ServerStreams: true},
 		{StreamName: "AdminStream", Handler: streamHandler, ServerStreams: true},

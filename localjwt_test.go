@@ -472,3 +472,25 @@ func TestLocalJWTWithDiscoveryInBackground(t *testing.T) {
 		t.Errorf("JWT once discovery succeeded, introspection failing = %d, want 200 decided locally", code)
 	}
 }
+
+// TestLocalJWTRolesOfAnotherProject is the attack on a JWT for two
+// projects: its user is admin in another project only, so the JWT's
+// generic roles claim (the development server's and ZITADEL's: the roles
+// of the project the token was requested for) holds that project's admin.
+// This API's project must not read it as its own.
+func TestLocalJWTRolesOfAnotherProject(t *testing.T) {
+	t.Parallel()
+	w := newLocalWorld(t)
+	other := w.srv.CreateProject("Other")
+	mallory, err := w.srv.CreateServiceUser("mallory", devserver.Grant{ProjectID: other.ID, Roles: []string{"admin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := w.mint(t, mallory, devserver.TokenOptions{ProjectIDs: []string{other.ID, w.project.ID}})
+	if rec := w.get("/api/me", tok); rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), "admin") {
+		t.Errorf("GET /api/me = %d %s, want 200 without the other project's roles", rec.Code, rec.Body)
+	}
+	if rec := w.get("/api/admin", tok); rec.Code != http.StatusForbidden {
+		t.Errorf("GET /api/admin as admin of another project = %d, want 403", rec.Code)
+	}
+}

@@ -179,14 +179,25 @@ func (r *Response) HasScope(scope string) bool { return slices.Contains(r.scope,
 // the project the token was requested for. See also [Response.RolesFor].
 func (r *Response) Roles() Roles { return r.roles }
 
-// RolesFor returns the roles granted in the project projectID: from the
-// project-specific claim when the response has one, else the generic
-// urn:zitadel:iam:org:project:roles claim.
+// RolesFor returns the roles granted in the project projectID: its
+// project-specific claim. The generic urn:zitadel:iam:org:project:roles
+// claim stands in only when the response has no project-specific claim at
+// all (a server that sends the generic claim alone): ZITADEL puts in it the
+// roles of the project the token was requested for, which for a token of
+// several projects need not be projectID, and it sends a project-specific
+// claim for every project whose roles it includes. An empty projectID reads
+// the generic claim.
 func (r *Response) RolesFor(projectID string) Roles {
+	if projectID == "" {
+		return r.roles // no project named: the generic claim
+	}
 	for _, p := range r.projectRoles {
 		if p.projectID == projectID {
 			return p.roles
 		}
+	}
+	if len(r.projectRoles) > 0 {
+		return Roles{} // the project-specific claims name other projects only
 	}
 	return r.roles
 }

@@ -86,8 +86,11 @@ func TestProjectRolesPreferred(t *testing.T) {
 	if !r.RolesFor("42").Has("admin") || r.RolesFor("42").Has("reader") {
 		t.Errorf("RolesFor(42) = %v, want the project-specific claim", r.RolesFor("42"))
 	}
-	if !r.RolesFor("7").Has("reader") {
-		t.Errorf("RolesFor(7) = %v, want the generic claim", r.RolesFor("7"))
+	if r.RolesFor("7").Len() != 0 {
+		t.Errorf("RolesFor(7) = %v, want none: the generic claim does not stand in when project claims are present", r.RolesFor("7"))
+	}
+	if !r.RolesFor("").Has("reader") {
+		t.Errorf("RolesFor(\"\") = %v, want the generic claim", r.RolesFor(""))
 	}
 }
 
@@ -260,5 +263,34 @@ func TestNewRoles(t *testing.T) {
 	var zero introspect.Roles
 	if zero.Has("a") || zero.Len() != 0 || len(zero.Names()) != 0 {
 		t.Errorf("zero Roles = %v, want no role", zero)
+	}
+}
+
+// TestRolesOfAnotherProjectNeverStandIn is the attack on RolesFor: a token
+// for two projects whose user has roles in project A only. ZITADEL (and the
+// development server, in JWT access tokens) puts A's roles in the generic
+// claim as well as in A's own; an API of project B must not read them as
+// roles in B. The generic claim stands in only for a server that sends no
+// project-specific claim at all.
+func TestRolesOfAnotherProjectNeverStandIn(t *testing.T) {
+	t.Parallel()
+	r, err := introspect.Decode([]byte(`{"active":true,"aud":["A","B"],
+		"urn:zitadel:iam:org:project:roles":{"admin":{"o":"d"}},
+		"urn:zitadel:iam:org:project:A:roles":{"admin":{"o":"d"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.RolesFor("B").Has("admin") {
+		t.Errorf("RolesFor(B) = %v: project A's roles granted in project B", r.RolesFor("B"))
+	}
+	if !r.RolesFor("A").Has("admin") {
+		t.Errorf("RolesFor(A) = %v, want admin", r.RolesFor("A"))
+	}
+	old, err := introspect.Decode([]byte(`{"active":true,"urn:zitadel:iam:org:project:roles":{"admin":{"o":"d"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !old.RolesFor("B").Has("admin") {
+		t.Errorf("RolesFor(B) = %v without any project claim, want the generic claim", old.RolesFor("B"))
 	}
 }

@@ -42,8 +42,10 @@ func WithAudience(aud ...string) Option {
 }
 
 // WithProjectID names the ZITADEL project whose roles [Role] and friends
-// check (claim urn:zitadel:iam:org:project:{id}:roles, falling back to
-// urn:zitadel:iam:org:project:roles) and whose audience scope error
+// check (claim urn:zitadel:iam:org:project:{id}:roles; the generic
+// urn:zitadel:iam:org:project:roles only when the response has no
+// project-specific claim at all, see [introspect.Response.RolesFor]) and
+// whose audience scope error
 // descriptions tell clients to request. Default: none, so only the generic
 // roles claim is read and descriptions name no ZITADEL scope.
 func WithProjectID(id string) Option { return func(c *config) { c.projectID = id } }

@@ -215,7 +215,6 @@ type cpuSetup struct {
 	out     *json.Decoder
 	enc     *json.Encoder
 	as      asHandoff
-	url     string // the API's base URL
 	hot     *tokenguard.Guard
 	cold    atomic.Pointer[guardHandler] // a new guard for each cold run
 	newCold func() (*guardHandler, error)

@@ -487,10 +487,30 @@ func TestLocalJWTRolesOfAnotherProject(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := w.mint(t, mallory, devserver.TokenOptions{ProjectIDs: []string{other.ID, w.project.ID}})
+	// The guard's clock started with the world; creating a project and a
+	// user (a key each) can take seconds on a loaded machine, and the new
+	// token must not look issued in the guard's future.
+	w.clock.Advance(time.Since(w.clock.Now()))
 	if rec := w.get("/api/me", tok); rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), "admin") {
 		t.Errorf("GET /api/me = %d %s, want 200 without the other project's roles", rec.Code, rec.Body)
 	}
 	if rec := w.get("/api/admin", tok); rec.Code != http.StatusForbidden {
 		t.Errorf("GET /api/admin as admin of another project = %d, want 403", rec.Code)
+	}
+}
+
+// TestLocalJWTRefusalSaysWhy: a JWT refused by local verification gets a
+// description that names the reason, not the "not active ... request the
+// audience scope" text of an inactive introspection answer, which would
+// send the caller to fix the wrong thing.
+func TestLocalJWTRefusalSaysWhy(t *testing.T) {
+	t.Parallel()
+	w := newLocalWorld(t)
+	tok := w.mint(t, w.admin, devserver.TokenOptions{})
+	w.clock.Advance(-time.Minute) // this API's clock a minute behind the issuer's
+	rec := w.get("/api/me", tok)
+	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), "JWT access token refused") ||
+		!strings.Contains(rec.Body.String(), "not valid yet") || strings.Contains(rec.Body.String(), ":aud") {
+		t.Errorf("GET /api/me with a JWT from the future = %d %s, want 401 saying it is not valid yet", rec.Code, rec.Body)
 	}
 }

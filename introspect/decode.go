@@ -264,8 +264,13 @@ func decodeTime(v []byte, sp span) (oidc.Time, error) {
 		}
 	}
 	var t oidc.Time
-	err := t.UnmarshalJSON(v)
-	return t, err
+	if err := t.UnmarshalJSON(v); err != nil {
+		return 0, err
+	}
+	if t < minTime || t > maxTime { // an RFC 3339 string of the year 0, or past 9999 by its offset
+		return 0, errTimeRange
+	}
+	return t, nil
 }
 
 // errNotPlain ends the scan of an aud array that the fast path cannot take.

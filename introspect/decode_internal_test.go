@@ -160,7 +160,8 @@ func TestDecodeLeavesTheResponseOnError(t *testing.T) {
 // between the years 1 and 9999 are refused, never read as "no expiry".
 func TestDecodeTimesOutOfRange(t *testing.T) {
 	t.Parallel()
-	for _, v := range []string{"1e300", "-1e300", "1e19", "9.3e18", "12345678901234567890", "253402300800", "-62135596801"} {
+	for _, v := range []string{"1e300", "-1e300", "1e19", "9.3e18", "12345678901234567890", "253402300800", "-62135596801",
+		`"0000-01-01T00:00:00Z"`, `"9999-12-31T23:59:59-23:59"`} {
 		for _, name := range []string{"exp", "iat", "nbf"} {
 			body := `{"active":true,"` + name + `":` + v + `}`
 			if _, err := Decode([]byte(body)); !errors.Is(err, errTimeRange) {
@@ -168,7 +169,7 @@ func TestDecodeTimesOutOfRange(t *testing.T) {
 			}
 		}
 	}
-	for _, v := range []string{"253402300799", "-62135596800", "0", "1.5", "-1"} {
+	for _, v := range []string{"253402300799", "-62135596800", "0", "1.5", "-1", `"2024-01-01T00:00:00Z"`, `"9999-12-31T23:59:59Z"`, "null"} {
 		if _, err := Decode([]byte(`{"active":true,"exp":` + v + `}`)); err != nil {
 			t.Errorf("Decode(exp %s) err = %v", v, err)
 		}

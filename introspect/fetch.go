@@ -288,11 +288,17 @@ func (c *Client) post(ctx context.Context, token string, form url.Values, header
 func readBody(resp *http.Response) ([]byte, error) {
 	r := io.LimitReader(resp.Body, MaxResponseSize+1)
 	if n := resp.ContentLength; n >= 0 && n <= MaxResponseSize {
-		buf := make([]byte, n, n+1) // one byte more, to see a body longer than announced
-		if _, err := io.ReadFull(r, buf); err != nil {
+		buf := make([]byte, n+1) // one byte more, to see a body longer than announced
+		if _, err := io.ReadFull(r, buf[:n]); err != nil {
 			return nil, err
 		}
-		extra, err := io.ReadAll(r)
+		switch m, err := io.ReadFull(r, buf[n:]); {
+		case m == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF):
+			return buf[:n], nil
+		case err != nil && m == 0:
+			return nil, err
+		}
+		extra, err := io.ReadAll(r) // longer than announced: net/http refuses that, a custom transport may not
 		return append(buf, extra...), err
 	}
 	b, err := io.ReadAll(r)

@@ -221,7 +221,7 @@ func (c *Client) storeLocal(ctx context.Context, key [sha256.Size]byte, r *Respo
 // small stack a flight's new goroutine starts with (singleflight starts one
 // per flight). The client's round trip through net/http runs deeper than
 // that: growing there copies the whole deep stack, two or three times over,
-// at about 10% of the CPU a cold request costs. Grown here, while the stack
+// at about 6% of the CPU a cold request cost in the load benchmark's profile. Grown here, while the stack
 // holds a few frames, it is one cheap copy, and a stack of that size comes
 // from the runtime's per-processor cache.
 //

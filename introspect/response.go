@@ -186,9 +186,17 @@ func (r *Response) Roles() Roles { return r.roles }
 // roles of the project the token was requested for, which for a token of
 // several projects need not be projectID, and it sends a project-specific
 // claim for every project whose roles it includes. An empty projectID reads
-// the generic claim.
+// the generic claim of an introspection answer, and no roles of a local
+// decision ([WithLocalJWT]).
 func (r *Response) RolesFor(projectID string) Roles {
 	if projectID == "" {
+		if r.local {
+			// A JWT's generic claim holds the roles of the project it was
+			// requested for, maybe not this API's: none here, so that a
+			// role requirement asks the server, which answers for the
+			// introspecting API's project.
+			return Roles{}
+		}
 		return r.roles // no project named: the generic claim
 	}
 	for _, p := range r.projectRoles {

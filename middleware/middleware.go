@@ -379,7 +379,13 @@ func (m *Middleware) invalid(err error, desc string) *Error {
 }
 
 func (m *Middleware) introspectionError(ctx context.Context, err error) *Error {
+	var je *introspect.JWTError
 	switch {
+	case errors.As(err, &je):
+		// Refused by local verification: say why (expired, not valid yet
+		// by this API's clock, another issuer, a bad signature), not that
+		// the server found the token inactive.
+		return m.invalid(fmt.Errorf("%w: %w", ErrInactive, err), "JWT access token refused: "+je.Reason)
 	case errors.Is(err, introspect.ErrInactive):
 		return m.inactive(fmt.Errorf("%w: %w", ErrInactive, err))
 	case errors.As(err, new(*introspect.RedirectError)):

@@ -47,7 +47,9 @@ func WithAudience(aud ...string) Option {
 // project-specific claim at all, see [introspect.Response.RolesFor]) and
 // whose audience scope error
 // descriptions tell clients to request. Default: none, so only the generic
-// roles claim is read and descriptions name no ZITADEL scope.
+// roles claim of introspection answers is read (a local JWT decision has no
+// roles then: role requirements ask the server) and descriptions name no
+// ZITADEL scope. Set it: tokenguard.New always does.
 func WithProjectID(id string) Option { return func(c *config) { c.projectID = id } }
 
 // WithLeeway allows for clock skew when checking exp and nbf. Default:

@@ -34,11 +34,28 @@ type endpoint struct {
 type resolver struct {
 	resolve func(ctx context.Context) (string, error)
 
-	mu      sync.Mutex    // guards the fields below
-	attempt chan struct{} // closed when the running attempt ends; nil if none runs
-	next    time.Time     // no new attempt before then
+	mu      sync.Mutex         // guards the fields below
+	attempt chan struct{}      // closed when the running attempt ends; nil if none runs
+	cancel  context.CancelFunc // ends the running attempt
+	next    time.Time          // no new attempt before then
 	backoff time.Duration
 	err     error // of the last attempt
+	closed  bool  // by Client.Close: no attempt starts any more
+}
+
+// close ends the running attempt, if any, waits for it, and lets no other
+// start.
+func (rv *resolver) close() {
+	rv.mu.Lock()
+	rv.closed = true
+	cancel, done := rv.cancel, rv.attempt
+	rv.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	if done != nil {
+		<-done
+	}
 }
 
 // NewDeferred returns a Client whose introspection endpoint is not known
@@ -52,7 +69,8 @@ type resolver struct {
 // the rules of [New]; one that does not is a failed attempt.
 //
 // NewDeferred itself makes no request and starts no goroutine; each attempt
-// runs in a goroutine of its own, bounded by [WithTimeout]. Use it to start
+// runs in a goroutine of its own, bounded by [WithTimeout]; [Client.Close]
+// ends the running attempt and starts no other. Use it to start
 // an API while its authorization server is down; use [New] when the
 // endpoint is known.
 func NewDeferred(resolve func(ctx context.Context) (string, error), auth ClientAuthenticator, opts ...Option) (*Client, error) {
@@ -101,9 +119,14 @@ func (c *Client) resolveAttempt() (<-chan struct{}, error) {
 	if c.ep.Load() != nil {
 		return nil, nil
 	}
+	if rv.closed {
+		return nil, &UnavailableError{Reason: "the client was closed before the introspection endpoint was resolved", RetryAfter: DeferredBackoffMax, Err: ErrNotReady}
+	}
 	if rv.attempt == nil && !now.Before(rv.next) {
 		rv.attempt = make(chan struct{})
-		go c.runAttempt(rv.attempt)
+		var ctx context.Context
+		ctx, rv.cancel = context.WithTimeout(context.Background(), c.cfg.timeout)
+		go c.runAttempt(ctx, rv.attempt)
 	}
 	wait := time.Second
 	if d := rv.next.Sub(now); d > wait {
@@ -116,11 +139,9 @@ func (c *Client) resolveAttempt() (<-chan struct{}, error) {
 	return rv.attempt, &UnavailableError{Reason: reason, RetryAfter: wait, Err: ErrNotReady}
 }
 
-func (c *Client) runAttempt(done chan struct{}) {
+func (c *Client) runAttempt(ctx context.Context, done chan struct{}) {
 	rv := c.resolver
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.timeout)
 	raw, err := rv.resolve(ctx)
-	cancel()
 	var ep *endpoint
 	if err == nil {
 		ep, err = c.cfg.parseEndpoint(raw)
@@ -136,7 +157,8 @@ func (c *Client) runAttempt(done chan struct{}) {
 		jitter := time.Duration(rand.Int64N(int64(rv.backoff) / 4))
 		rv.next = c.cfg.now().Add(rv.backoff - jitter)
 	}
-	rv.attempt = nil
+	rv.cancel() // the attempt's context: its timer
+	rv.attempt, rv.cancel = nil, nil
 	close(done)
 }
 

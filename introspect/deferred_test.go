@@ -150,3 +150,52 @@ func waitIdle(t *testing.T, c *introspect.Client) {
 	defer cancel()
 	_ = c.Ready(ctx) // returns when the running attempt ends
 }
+
+// TestCloseStopsDeferredResolution: Close ends the running attempt to find
+// the endpoint (its context is cancelled, and Close waits for it), and no
+// attempt starts after Close, whatever calls come.
+func TestCloseStopsDeferredResolution(t *testing.T) {
+	t.Parallel()
+	var attempts, running atomic.Int64
+	started := make(chan struct{}, 1)
+	resolve := func(ctx context.Context) (string, error) {
+		attempts.Add(1)
+		running.Add(1)
+		defer running.Add(-1)
+		started <- struct{}{}
+		<-ctx.Done() // an authorization server that never answers
+		return "", ctx.Err()
+	}
+	c, err := introspect.NewDeferred(resolve, clientauth.ClientSecretBasic{ClientID: "a", Secret: "b"}, introspect.WithTimeout(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = c.Ready(context.Background()) }()
+	<-started
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close() = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close() did not end the running attempt")
+	}
+	if n := running.Load(); n != 0 {
+		t.Errorf("%d attempts still running after Close", n)
+	}
+	for range 3 {
+		if _, err := c.Introspect(context.Background(), "tok"); !errors.Is(err, introspect.ErrUnavailable) {
+			t.Errorf("Introspect after Close = %v, want ErrUnavailable", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := c.Ready(ctx); !errors.Is(err, introspect.ErrNotReady) || ctx.Err() != nil {
+			t.Errorf("Ready after Close = %v, want ErrNotReady at once", err)
+		}
+		cancel()
+	}
+	if n := attempts.Load(); n != 1 {
+		t.Errorf("%d attempts, want 1: none after Close", n)
+	}
+}

@@ -522,11 +522,17 @@ func (c *Client) FetchJWKS(ctx context.Context) error {
 	return c.local.keys.prefetch(ctx)
 }
 
-// Close stops the goroutines of the JWKS cache of [WithLocalJWT] and waits
-// for them; JWTs are introspected from then on. Without WithLocalJWT there
-// is nothing to stop, and Close returns nil. Confirmations under way end
-// within [WithTimeout]. It is safe to call more than once.
+// Close stops the Client's background goroutines and waits for them: the
+// JWKS cache of [WithLocalJWT] (JWTs are introspected from then on), and
+// the running attempt to resolve the endpoint of a [NewDeferred] Client
+// (one that has not resolved it by then never will: its calls fail with
+// [ErrNotReady]). Confirmations under way end within [WithTimeout]. It is
+// safe to call more than once, and returns nil when there was nothing to
+// stop.
 func (c *Client) Close() error {
+	if c.resolver != nil {
+		c.resolver.close()
+	}
 	if c.local == nil {
 		return nil
 	}

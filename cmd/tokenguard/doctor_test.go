@@ -139,6 +139,17 @@ func TestDoctorInternalURL(t *testing.T) {
 	if r := cli("", append(base, "-internal-url", srv.URL())...); r.code != exitOK || !strings.Contains(doctorLine(t, r, "issuer"), "reached at "+srv.URL()) {
 		t.Errorf("doctor -internal-url: %+v", r)
 	}
+	// inspect reaches the server the same way.
+	user, _ := srv.CreateServiceUser("bot", devserver.Grant{ProjectID: project, Roles: []string{"reader"}})
+	tok, err := srv.MintToken(user.UserID, devserver.TokenOptions{ProjectIDs: []string{project}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inspect := []string{"inspect", "-issuer", issuer, "-key-file", keyFile, "-project-id", project, "-insecure-allow-http", "-internal-url", srv.URL(), "-role", "reader", tok}
+	if r := cli("", inspect...); r.code != exitOK || !strings.Contains(r.stdout, "ACCEPTED") {
+		t.Errorf("inspect -internal-url: %+v", r)
+	}
+
 	// Without it, the issuer's name does not lead to the server; with the
 	// internal URL as the issuer, the server does not know the instance.
 	r := cli("", "doctor", "-issuer", srv.URL(), "-key-file", keyFile, "-project-id", project)

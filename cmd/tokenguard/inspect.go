@@ -25,6 +25,9 @@ func runInspect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	issuer := fs.String("issuer", "", "issuer URL, exactly as discovered")
 	keyFile := fs.String("key-file", "", "the API application's key JSON (type application)")
 	projectID := fs.String("project-id", "", "the API's project ID")
+	internalURL := fs.String("internal-url", "", "reach the server at this address, with Host set to the issuer's (e.g. http://zitadel.zitadel.svc.cluster.local:8080)")
+	serverName := fs.String("internal-tls-server-name", "", "verify an https -internal-url's certificate for this name (default: the issuer's host)")
+	allowHTTP := fs.Bool("insecure-allow-http", false, "allow plain http to a host that is not loopback")
 	var roles listFlag
 	fs.Var(&roles, "role", "project role the route requires; repeatable")
 	asJSON := fs.Bool("json", false, "also print the introspection response as JSON")
@@ -41,7 +44,8 @@ func runInspect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	guard, err := tokenguard.New(ctx, tokenguard.Config{Issuer: *issuer, KeyFile: *keyFile, ProjectID: *projectID},
+	guard, err := tokenguard.New(ctx, tokenguard.Config{Issuer: *issuer, KeyFile: *keyFile, ProjectID: *projectID,
+		InternalURL: *internalURL, InternalTLSServerName: *serverName, InsecureAllowHTTP: *allowHTTP},
 		middleware.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		if errors.Is(err, introspect.ErrUnavailable) {

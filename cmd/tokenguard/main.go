@@ -2,7 +2,7 @@
 //
 //	tokenguard dev     [-addr 127.0.0.1:9000] [-out DIR]
 //	tokenguard token   -issuer URL -key-file service-user.json -project-id ID [-scope S]... [-json]
-//	tokenguard inspect -issuer URL -key-file api-app.json -project-id ID [-role R]... [-json] [TOKEN]
+//	tokenguard inspect -issuer URL -key-file api-app.json -project-id ID [-internal-url URL] [-role R]... [-json] [TOKEN]
 //	tokenguard doctor  -issuer URL -key-file api-app.json -project-id ID [-internal-url URL] [TOKEN]
 //
 // dev runs the development authorization server with one project, one API
@@ -46,7 +46,7 @@ const (
 const usage = `usage:
   tokenguard dev     [-addr 127.0.0.1:9000] [-out DIR]
   tokenguard token   -issuer URL -key-file service-user.json -project-id ID [-scope S]... [-json]
-  tokenguard inspect -issuer URL -key-file api-app.json -project-id ID [-role R]... [-json] [TOKEN]
+  tokenguard inspect -issuer URL -key-file api-app.json -project-id ID [-internal-url URL] [-role R]... [-json] [TOKEN]
   tokenguard doctor  -issuer URL -key-file api-app.json -project-id ID [-internal-url URL] [TOKEN]
 Run 'tokenguard COMMAND -h' for a command's flags.
 `

@@ -19,17 +19,12 @@ import (
 // configuration problem, 1 the token would be refused, 0 all good.
 func runDoctor(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tokenguard doctor", flag.ContinueOnError)
-	issuer := fs.String("issuer", "", "issuer URL, exactly as discovered")
-	keyFile := fs.String("key-file", "", "the API application's key JSON (type application)")
-	projectID := fs.String("project-id", "", "the API's project ID")
-	internalURL := fs.String("internal-url", "", "reach the server at this address, with Host set to the issuer's (e.g. http://zitadel.zitadel.svc.cluster.local:8080)")
-	serverName := fs.String("internal-tls-server-name", "", "verify an https -internal-url's certificate for this name (default: the issuer's host)")
-	allowHTTP := fs.Bool("insecure-allow-http", false, "allow plain http to a host that is not loopback")
+	sf := addServerFlags(fs)
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the server")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
-	if err := required(map[string]string{"issuer": *issuer, "key-file": *keyFile, "project-id": *projectID}); err != nil {
+	if err := sf.required(); err != nil {
 		return err
 	}
 	var token string
@@ -48,8 +43,7 @@ func runDoctor(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	cfg := tokenguard.Config{Issuer: *issuer, KeyFile: *keyFile, ProjectID: *projectID, InternalURL: *internalURL,
-		InternalTLSServerName: *serverName, InsecureAllowHTTP: *allowHTTP}
+	cfg := sf.config()
 	results := tokenguard.Check(ctx, cfg, token)
 
 	var b strings.Builder

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"io"
 	"strings"
+
+	"github.com/tokenguard/tokenguard"
 )
 
 // listFlag collects a repeatable flag; each value may also be a
@@ -45,4 +47,34 @@ func required(flags map[string]string) error {
 		return fail(exitUsage, "missing %s", strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+// serverFlags are the flags of the commands that act as the API does
+// (doctor, inspect): which server, which key, which project, and how to
+// reach the server.
+type serverFlags struct {
+	issuer, keyFile, projectID, internalURL, serverName *string
+	allowHTTP                                           *bool
+}
+
+func addServerFlags(fs *flag.FlagSet) serverFlags {
+	return serverFlags{
+		issuer:      fs.String("issuer", "", "issuer URL, exactly as discovered"),
+		keyFile:     fs.String("key-file", "", "the API application's key JSON (type application)"),
+		projectID:   fs.String("project-id", "", "the API's project ID"),
+		internalURL: fs.String("internal-url", "", "reach the server at this address, with Host set to the issuer's (e.g. http://zitadel.zitadel.svc.cluster.local:8080)"),
+		serverName:  fs.String("internal-tls-server-name", "", "verify an https -internal-url's certificate for this name (default: the issuer's host)"),
+		allowHTTP:   fs.Bool("insecure-allow-http", false, "allow plain http to a host that is not loopback"),
+	}
+}
+
+// required reports the missing ones of -issuer, -key-file and -project-id.
+func (f serverFlags) required() error {
+	return required(map[string]string{"issuer": *f.issuer, "key-file": *f.keyFile, "project-id": *f.projectID})
+}
+
+// config is the guard's configuration the flags describe.
+func (f serverFlags) config() tokenguard.Config {
+	return tokenguard.Config{Issuer: *f.issuer, KeyFile: *f.keyFile, ProjectID: *f.projectID,
+		InternalURL: *f.internalURL, InternalTLSServerName: *f.serverName, InsecureAllowHTTP: *f.allowHTTP}
 }

@@ -22,12 +22,7 @@ import (
 
 func runInspect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tokenguard inspect", flag.ContinueOnError)
-	issuer := fs.String("issuer", "", "issuer URL, exactly as discovered")
-	keyFile := fs.String("key-file", "", "the API application's key JSON (type application)")
-	projectID := fs.String("project-id", "", "the API's project ID")
-	internalURL := fs.String("internal-url", "", "reach the server at this address, with Host set to the issuer's (e.g. http://zitadel.zitadel.svc.cluster.local:8080)")
-	serverName := fs.String("internal-tls-server-name", "", "verify an https -internal-url's certificate for this name (default: the issuer's host)")
-	allowHTTP := fs.Bool("insecure-allow-http", false, "allow plain http to a host that is not loopback")
+	sf := addServerFlags(fs)
 	var roles listFlag
 	fs.Var(&roles, "role", "project role the route requires; repeatable")
 	asJSON := fs.Bool("json", false, "also print the introspection response as JSON")
@@ -35,7 +30,7 @@ func runInspect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
-	if err := required(map[string]string{"issuer": *issuer, "key-file": *keyFile, "project-id": *projectID}); err != nil {
+	if err := sf.required(); err != nil {
 		return err
 	}
 	token, err := readToken(fs.Args(), stdin)
@@ -44,8 +39,7 @@ func runInspect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	guard, err := tokenguard.New(ctx, tokenguard.Config{Issuer: *issuer, KeyFile: *keyFile, ProjectID: *projectID,
-		InternalURL: *internalURL, InternalTLSServerName: *serverName, InsecureAllowHTTP: *allowHTTP},
+	guard, err := tokenguard.New(ctx, sf.config(),
 		middleware.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		if errors.Is(err, introspect.ErrUnavailable) {
@@ -67,7 +61,7 @@ func runInspect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	defer func() { _, _ = io.WriteString(stdout, b.String()) }()
 	if authErr == nil {
 		fmt.Fprintf(&b, "ACCEPTED: the API would serve this token (200).\n")
-		describe(&b, resp, *projectID)
+		describe(&b, resp, *sf.projectID)
 		fmt.Fprintf(&b, "  roles:     %s\n", orNone(claims.Roles.Names()))
 		printJSON(&b, resp, *asJSON)
 		return nil
@@ -85,10 +79,10 @@ func runInspect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	fmt.Fprintf(&b, "REFUSED: the API would answer %d %s.\n", e.StatusCode, e.Code)
 	fmt.Fprintf(&b, "  reason:    %s\n", e.Description)
 	if resp != nil {
-		describe(&b, resp, *projectID)
-		fmt.Fprintf(&b, "  roles:     %s\n", orNone(resp.RolesFor(*projectID).Names()))
+		describe(&b, resp, *sf.projectID)
+		fmt.Fprintf(&b, "  roles:     %s\n", orNone(resp.RolesFor(*sf.projectID).Names()))
 	}
-	explain(&b, e, token, *issuer, *projectID)
+	explain(&b, e, token, *sf.issuer, *sf.projectID)
 	printJSON(&b, resp, *asJSON && resp != nil)
 	return &exitError{code: exitRefused, err: errors.New("")}
 }

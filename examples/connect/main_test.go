@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/tokenguard/tokenguard/devserver"
 	"github.com/tokenguard/tokenguard/examples/connect/demov1/demov1connect"
 	"github.com/tokenguard/tokenguard/examples/internal/exampleapp"
+	"github.com/tokenguard/tokenguard/examples/internal/exampletest"
 )
 
 // stack is the example's handler on a loopback server (HTTP/1.1 and
@@ -256,57 +256,12 @@ func TestWatch(t *testing.T) {
 	}
 }
 
-// output collects a program's stdout and reports its URL once it says where
-// it listens.
-type output struct {
-	addr chan string
-
-	mu   sync.Mutex // guards b and sent
-	b    strings.Builder
-	sent bool
-}
-
-var listening = regexp.MustCompile(`Connect API listening on (http://\S+)`)
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.b.Write(p)
-	if m := listening.FindStringSubmatch(o.b.String()); m != nil && !o.sent {
-		o.addr <- m[1]
-		o.sent = true
-	}
-	return len(p), nil
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
-
-func start(t *testing.T, args []string, env map[string]string) (string, *output) {
+// start runs the program until the test ends and returns its base URL and
+// what it printed.
+func start(t *testing.T, args []string, env map[string]string) (string, *exampletest.Running) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &output{addr: make(chan string, 1)}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, func(k string) string { return env[k] }, out, io.Discard) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run() after cancel = %v, want a clean shutdown", err)
-		}
-	})
-	select {
-	case base := <-out.addr:
-		return base, out
-	case err := <-done:
-		done <- err
-		t.Fatalf("run() = %v before listening; output:\n%s", err, out)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("run() did not start listening; output:\n%s", out)
-	}
-	return "", nil
+	p := exampletest.Start(t, run, args, env, exampletest.Listening)
+	return p.Addr, p
 }
 
 func TestProgram(t *testing.T) {

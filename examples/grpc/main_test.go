@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/tokenguard/tokenguard/devserver"
 	"github.com/tokenguard/tokenguard/examples/grpc/demov1"
 	"github.com/tokenguard/tokenguard/examples/internal/exampleapp"
+	"github.com/tokenguard/tokenguard/examples/internal/exampletest"
 )
 
 // stack is the example's server, protected by a guard of the development
@@ -277,67 +277,15 @@ func TestAuthorizationServerFailures(t *testing.T) {
 	})
 }
 
-// output collects a program's stdout and reports the address once it says
-// where it listens.
-type output struct {
-	addr chan string
-
-	mu   sync.Mutex // guards b and sent
-	b    strings.Builder
-	sent bool
-}
-
+// listening matches the line the program prints when it listens.
 var listening = regexp.MustCompile(`gRPC API listening on (\S+)`)
 
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.b.Write(p)
-	if m := listening.FindStringSubmatch(o.b.String()); m != nil && !o.sent {
-		o.addr <- m[1]
-		o.sent = true
-	}
-	return len(p), nil
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
-
 // start runs the program until stop is called or the test ends, and returns
-// its address.
-func start(t *testing.T, args []string, env map[string]string) (addr string, out *output, stop func() error) {
+// its address and what it printed.
+func start(t *testing.T, args []string, env map[string]string) (addr string, out *exampletest.Running, stop func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out = &output{addr: make(chan string, 1)}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, func(k string) string { return env[k] }, out, io.Discard) }()
-	var once sync.Once
-	var runErr error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			runErr = <-done
-		})
-		return runErr
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("run() after cancel = %v, want a clean shutdown", err)
-		}
-	})
-	select {
-	case addr = <-out.addr:
-		return addr, out, stop
-	case err := <-done:
-		done <- err
-		t.Fatalf("run() = %v before listening; output:\n%s", err, out)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("run() did not start listening; output:\n%s", out)
-	}
-	return "", nil, nil
+	p := exampletest.Start(t, run, args, env, listening)
+	return p.Addr, p, p.Stop
 }
 
 func TestProgram(t *testing.T) {

@@ -16,23 +16,26 @@ import (
 // RunFunc is an example's run function: main without the process.
 type RunFunc func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
 
-// output collects a program's stdout and reports when it says where it
-// listens.
+// output collects a program's stdout and reports the address once a line
+// matches its listening pattern.
 type output struct {
-	addr chan string // receives the base URL once
+	listening *regexp.Regexp
+	addr      chan string // receives the address once
 
 	mu   sync.Mutex // guards b and sent
 	b    strings.Builder
 	sent bool
 }
 
-var listening = regexp.MustCompile(`API listening on (http://\S+)`)
+// Listening matches the line the HTTP examples print when they listen; its
+// group is their base URL.
+var Listening = regexp.MustCompile(`API listening on (http://\S+)`)
 
 func (o *output) Write(p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.b.Write(p)
-	if m := listening.FindStringSubmatch(o.b.String()); m != nil && !o.sent {
+	if m := o.listening.FindStringSubmatch(o.b.String()); m != nil && !o.sent {
 		o.addr <- m[1]
 		o.sent = true
 	}
@@ -45,29 +48,59 @@ func (o *output) String() string {
 	return o.b.String()
 }
 
-// start runs the program until the test ends and returns its base URL.
-func start(t *testing.T, run RunFunc, args []string, env map[string]string) (string, *output) {
+// Running is an example started by [Start].
+type Running struct {
+	Addr string // the first group of the listening pattern
+	out  *output
+	stop func() error
+}
+
+// String returns what the program has printed to stdout so far.
+func (p *Running) String() string { return p.out.String() }
+
+// Stop cancels the program's context and returns run's result; the test's
+// cleanup calls it too, and fails the test unless run returned nil.
+func (p *Running) Stop() error { return p.stop() }
+
+// Start runs run with args and the environment env until Stop or the end of
+// the test, and returns once its stdout has a line that listening matches.
+func Start(t *testing.T, run RunFunc, args []string, env map[string]string, listening *regexp.Regexp) *Running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &output{addr: make(chan string, 1)}
+	p := &Running{out: &output{listening: listening, addr: make(chan string, 1)}}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, func(k string) string { return env[k] }, out, io.Discard) }()
+	go func() { done <- run(ctx, args, func(k string) string { return env[k] }, p.out, io.Discard) }()
+	var once sync.Once
+	var runErr error
+	p.stop = func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
+		})
+		return runErr
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := p.stop(); err != nil {
 			t.Errorf("run() after cancel = %v, want a clean shutdown", err)
 		}
 	})
 	select {
-	case base := <-out.addr:
-		return base, out
+	case p.Addr = <-p.out.addr:
+		return p
 	case err := <-done:
 		done <- err
-		t.Fatalf("run() = %v before listening; output:\n%s", err, out)
+		t.Fatalf("run() = %v before listening; output:\n%s", err, p.out)
 	case <-time.After(60 * time.Second):
-		t.Fatalf("run() did not start listening; output:\n%s", out)
+		t.Fatalf("run() did not start listening; output:\n%s", p.out)
 	}
-	return "", nil
+	return nil
+}
+
+// start is Start for an HTTP example: its base URL and its output.
+func start(t *testing.T, run RunFunc, args []string, env map[string]string) (string, *output) {
+	t.Helper()
+	p := Start(t, run, args, env, Listening)
+	return p.Addr, p.out
 }
 
 func get(t *testing.T, url, token string) (int, string) {

@@ -120,10 +120,7 @@ func (r *Response) decode(data []byte, clone bool) error {
 	members := buf[:0]
 	roleClaims := 0
 	err := s.object(func(name, value span) error {
-		n := data[name.start+1 : name.end-1]
-		if !name.plain {
-			n = []byte(unquote(data, name))
-		}
+		n := name.bytes(data)
 		if c := claimOf(n); c != 0 {
 			members = append(members, member{claim: c, value: value})
 		} else if isRoleClaim(n) {
@@ -447,16 +444,6 @@ func (x *nameIndex) add(name []byte, i int) {
 		}
 	}
 	x.large[string(name)] = i
-}
-
-// unquote returns the value of the string at sp in v, which is valid JSON.
-func unquote(v []byte, sp span) string {
-	if sp.plain {
-		return string(v[sp.start+1 : sp.end-1])
-	}
-	var s string
-	_ = json.Unmarshal(v[sp.start:sp.end], &s)
-	return s
 }
 
 // kindName names a span's kind.

@@ -36,7 +36,14 @@ func NewClaims(r *introspect.Response, projectID string) *Claims {
 	if r == nil {
 		return &Claims{}
 	}
-	return &Claims{
+	c := claimsOf(r, projectID)
+	return &c
+}
+
+// claimsOf returns the claims of r with the roles of projectID; the
+// middleware builds each request's claims with it.
+func claimsOf(r *introspect.Response, projectID string) Claims {
+	return Claims{
 		Subject:  r.Subject,
 		ClientID: r.ClientID,
 		Username: r.Username,

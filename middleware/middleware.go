@@ -313,16 +313,8 @@ func (m *Middleware) checkFrom(ctx context.Context, r *http.Request, token strin
 // admit runs the validators and the route's requirements on an accepted
 // result, in the request's new context.
 func (m *Middleware) admit(ctx context.Context, r *http.Request, token string, resp *introspect.Response, reqs []Requirement) (*claimsContext, *Error) {
-	cc := &claimsContext{Context: ctx, req: r, claims: Claims{
-		Subject:  resp.Subject,
-		ClientID: resp.ClientID,
-		Username: resp.Username,
-		OrgID:    resp.OrgID,
-		Roles:    resp.RolesFor(m.cfg.projectID),
-		Expiry:   resp.Expiration.AsTime(),
-		resp:     resp,
-		token:    token,
-	}}
+	cc := &claimsContext{Context: ctx, req: r, claims: claimsOf(resp, m.cfg.projectID)}
+	cc.claims.token = token
 	for _, v := range m.cfg.validators {
 		if err := v(cc, &cc.claims); err != nil {
 			return nil, refusal(err, http.StatusUnauthorized, CodeInvalidToken, "token is not accepted by this API", ErrPolicy)

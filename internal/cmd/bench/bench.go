@@ -283,11 +283,17 @@ func closedLoop(ctx context.Context, conc int, d time.Duration, pick func(*rand.
 
 // get sends one request and reports whether it got 200.
 func (b *bench) get(ctx context.Context, path, token string) bool {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.api.URL+path, nil)
+	return get(ctx, b.client, b.api.URL+path, token)
+}
+
+// get sends GET url with token ("" for none) as a bearer token and reports
+// whether the answer was 200.
+func get(ctx context.Context, client *http.Client, url, token string) bool {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := b.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return false
 	}

@@ -140,27 +140,17 @@ type loadGen struct {
 
 func (g *loadGen) do(cmd childCommand) childResult {
 	ctx := context.Background()
-	get := func(tok string) bool {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cmd.URL, nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := g.client.Do(req)
-		if err != nil {
-			return false
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}
+	send := func(tok string) bool { return get(ctx, g.client, cmd.URL, tok) }
 	switch cmd.Op {
 	case "warm": // one request, then one per connection at once
-		if !get(g.warmups[0]) {
+		if !send(g.warmups[0]) {
 			return childResult{Errs: 1}
 		}
 		var wg sync.WaitGroup
 		var errs atomic.Int64
 		for _, t := range g.warmups {
 			wg.Go(func() {
-				if !get(t) {
+				if !send(t) {
 					errs.Add(1)
 				}
 			})
@@ -182,7 +172,7 @@ func (g *loadGen) do(cmd childCommand) childResult {
 			pick = paced(pick, cmd.Conc, cmd.Rate)
 		}
 		runtime.GC()
-		r := closedLoop(ctx, cmd.Conc, cmd.Duration, pick, get)
+		r := closedLoop(ctx, cmd.Conc, cmd.Duration, pick, send)
 		return childResult{Reqs: r.reqs, Errs: r.errs, Elapsed: r.elapsed, Lat: r.lat, RanOut: cmd.Cold && g.next.Load() >= int64(len(g.pool))}
 	}
 	return childResult{Err: fmt.Sprintf("unknown op %q", cmd.Op)}

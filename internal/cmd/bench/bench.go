@@ -53,7 +53,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&c.tokens, "tokens", 1000, "distinct tokens in the many-token runs")
 	fs.IntVar(&c.entries, "entries", 100_000, "cached entries for the memory measurement")
 	fs.IntVar(&c.coldTokens, "cold-tokens", 20_000, "distinct tokens a cold-token run can use (it ends early when they run out)")
-	fs.IntVar(&c.coldConc, "cold-concurrency", 32, "connections of the load generator in the cold-token runs over TLS")
+	fs.IntVar(&c.coldConc, "cold-concurrency", 32, "connections of the load generator in the cold-token runs and the API CPU runs")
 	fs.BoolVar(&c.check, "check", false, "exit with status 1 when a target is missed")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the first tokenguard hot-token run to this file")
 	fs.StringVar(&c.coldProfile, "cpuprofile-cold", "", "write a CPU profile of the first cold run with the authorization server in another process to this file")
@@ -559,7 +559,7 @@ func (b *bench) runColdOnly(ctx context.Context, r *strings.Builder) (string, in
 // target) last.
 func (b *bench) coldTargets(cold coldResults, cpu target) []target {
 	q := median(pairedRatios(cold.http, cold.sdk))
-	ts := []target{{"cold tokens, HTTP: >= 3 x per-request introspection", fmt.Sprintf("%.1f x", q), q >= 3}}
+	ts := []target{{fmt.Sprintf("cold tokens, HTTP, %d connections: >= 3 x per-request introspection", b.cfg.coldConc), fmt.Sprintf("%.1f x", q), q >= 3}}
 	for _, t := range []struct {
 		name string
 		res  loadResult

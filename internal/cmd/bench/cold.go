@@ -110,8 +110,8 @@ func (b *bench) setupCold(ctx context.Context, keyFile string, mux *http.ServeMu
 		}
 		return &guardHandler{h: g.Wrap(next), tr: tr}, nil
 	}
-	c.http = &coldRoute{name: fmt.Sprintf("tokenguard, cold, HTTP, %d connections", b.cfg.conc), path: "/cold/ping", transport: introspect.NewTransport}
-	c.sdk = &coldRoute{name: fmt.Sprintf("SDK style, cold, HTTP, %d connections", b.cfg.conc), path: "/sdk/ping"}
+	c.http = &coldRoute{name: fmt.Sprintf("tokenguard, cold, HTTP, %d connections", b.cfg.coldConc), path: "/cold/ping", transport: introspect.NewTransport}
+	c.sdk = &coldRoute{name: fmt.Sprintf("SDK style, cold, HTTP, %d connections", b.cfg.coldConc), path: "/sdk/ping"}
 	overTLS := func(name, path string, http2 bool, tr func() *http.Transport) (*coldRoute, error) {
 		f, err := newTLSFront(b.srv.Issuer(), http2)
 		if err != nil {
@@ -143,7 +143,7 @@ func (b *bench) setupCold(ctx context.Context, keyFile string, mux *http.ServeMu
 	if c.pool, err = b.mintMany(b.cfg.coldTokens); err != nil {
 		return err
 	}
-	c.warmups, err = b.mintMany(max(b.cfg.conc, b.cfg.coldConc))
+	c.warmups, err = b.mintMany(b.cfg.coldConc)
 	return err
 }
 
@@ -238,7 +238,7 @@ type coldResults struct {
 
 func (b *bench) runCold(ctx context.Context, r *strings.Builder, rounds int) coldResults {
 	c := &b.cold
-	h := b.coldInterleave(ctx, rounds, b.cfg.conc, []*coldRoute{c.http, c.sdk})
+	h := b.coldInterleave(ctx, rounds, b.cfg.coldConc, []*coldRoute{c.http, c.sdk})
 	t := b.coldInterleave(ctx, rounds, b.cfg.coldConc, []*coldRoute{c.tls2, c.tls1, c.std1})
 	res := coldResults{http: h[0], sdk: h[1], tls2: t[0], tls1: t[1], std1: t[2]}
 
@@ -259,8 +259,8 @@ func (b *bench) runCold(ctx context.Context, r *strings.Builder, rounds int) col
 			fmtDur(row.res.cpuPerReq()), perThousand(row.res.calls, row.res.reqs), tlsCol, row.res.errs)
 		ranOut = ranOut || row.res.ranOut
 	}
-	fmt.Fprintf(r, "\nEach run starts after %d (HTTP) or %d (TLS) concurrent requests that open the connections a running API has open; tokens are used once per run, %d at most.\n",
-		b.cfg.conc, b.cfg.coldConc, len(c.pool))
+	fmt.Fprintf(r, "\nEach run starts after %d concurrent requests that open the connections a running API has open; tokens are used once per run, %d at most.\n",
+		b.cfg.coldConc, len(c.pool))
 	if ranOut {
 		fmt.Fprintf(r, "Some runs used up the %d tokens before the end of their time: raise -cold-tokens.\n", len(c.pool))
 	}

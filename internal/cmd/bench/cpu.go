@@ -218,7 +218,7 @@ func (b *bench) setupCPU(ctx context.Context, mux *http.ServeMux, next http.Hand
 		return err
 	}
 	c := &b.cpu
-	c.child = exec.CommandContext(ctx, exe, "-delay", b.cfg.delay.String(), "-tokens", fmt.Sprint(b.cfg.coldTokens), "-warmups", fmt.Sprint(b.cfg.conc))
+	c.child = exec.CommandContext(ctx, exe, "-delay", b.cfg.delay.String(), "-tokens", fmt.Sprint(b.cfg.coldTokens), "-warmups", fmt.Sprint(b.cfg.coldConc))
 	c.child.Env = append(os.Environ(), asOnlyEnv+"=1")
 	c.child.Stderr = os.Stderr
 	if c.stdin, err = c.child.StdinPipe(); err != nil {
@@ -321,7 +321,7 @@ func (b *bench) runCPU(ctx context.Context, rounds int) (hot, cold, hotPaced loa
 			}
 			if which == 0 {
 				runtime.GC()
-				merge(&hot, c.remote(childCommand{Op: "load", URL: b.api.URL + "/cpu/hot", Conc: b.cfg.conc, Duration: b.cfg.duration}))
+				merge(&hot, c.remote(childCommand{Op: "load", URL: b.api.URL + "/cpu/hot", Conc: b.cfg.coldConc, Duration: b.cfg.duration}))
 				continue
 			}
 			gh, err := c.newCold()
@@ -339,14 +339,14 @@ func (b *bench) runCPU(ctx context.Context, rounds int) (hot, cold, hotPaced loa
 					stop = func() { pprof.StopCPUProfile(); f.Close() }
 				}
 			}
-			r := c.remote(childCommand{Op: "load", URL: b.api.URL + "/cpu/cold", Cold: true, Conc: b.cfg.conc, Duration: b.cfg.duration})
+			r := c.remote(childCommand{Op: "load", URL: b.api.URL + "/cpu/cold", Cold: true, Conc: b.cfg.coldConc, Duration: b.cfg.duration})
 			if stop != nil {
 				stop()
 			}
 			merge(&cold, r)
 			if r.reqs > 0 {
 				runtime.GC()
-				merge(&hotPaced, c.remote(childCommand{Op: "load", URL: b.api.URL + "/cpu/hot", Conc: b.cfg.conc, Duration: b.cfg.duration, Rate: r.rps()}))
+				merge(&hotPaced, c.remote(childCommand{Op: "load", URL: b.api.URL + "/cpu/hot", Conc: b.cfg.coldConc, Duration: b.cfg.duration, Rate: r.rps()}))
 			}
 		}
 	}

@@ -244,7 +244,7 @@ func (c *Client) fetch(ctx context.Context, token string) (*Response, error) {
 // header.
 func (c *Client) post(ctx context.Context, token string, form url.Values, header http.Header) (*Response, error) {
 	endpoint := c.ep.Load().url // callFor made sure it is known
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(encodeForm(form)))
 	if err != nil {
 		return nil, fmt.Errorf("introspect: %w", err)
 	}

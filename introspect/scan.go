@@ -259,6 +259,12 @@ func (s *scanner) str() (span, error) {
 	s.pos++ // the opening quote
 	plain := true
 	for s.pos < len(s.data) {
+		for s.pos < len(s.data) && strPlain[s.data[s.pos]] {
+			s.pos++ // most of a string: one table lookup a byte
+		}
+		if s.pos == len(s.data) {
+			break
+		}
 		c := s.data[s.pos]
 		switch {
 		case c == '"':
@@ -291,6 +297,15 @@ func (s *scanner) str() (span, error) {
 	}
 	return span{}, s.fail("unexpected end of input in a string")
 }
+
+// strPlain are the bytes that stand for themselves in a string and keep it
+// plain: printable ASCII but the quote and the backslash.
+var strPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 

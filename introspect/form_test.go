@@ -41,7 +41,7 @@ func FuzzEncodeForm(f *testing.F) {
 
 func BenchmarkEncodeForm(b *testing.B) {
 	form := url.Values{"token": {strings.Repeat("t", 300)}, "token_type_hint": {"access_token"},
-		"client_assertion": {strings.Repeat("a", 800) + "." + strings.Repeat("b", 300) + "." + strings.Repeat("c", 342)},
+		"client_assertion":      {strings.Repeat("a", 800) + "." + strings.Repeat("b", 300) + "." + strings.Repeat("c", 342)},
 		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}}
 	for _, bc := range []struct {
 		name string

@@ -68,34 +68,6 @@ func TestInternalTransportMapsOnlyTheIssuersOrigin(t *testing.T) {
 	}
 }
 
-// TestInternalTransportKeepsThePublicPort: a public issuer with a port names
-// it in Host and in x-zitadel-instance-host, as ZITADEL expects.
-func TestInternalTransportKeepsThePublicPort(t *testing.T) {
-	t.Parallel()
-	rec := &recordingTransport{}
-	hc, err := internalClient(Config{Issuer: "http://zitadel.example:8080", InternalURL: "https://zitadel.svc:8443", InsecureAllowHTTP: true},
-		&http.Client{Transport: &http.Transport{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	it := hc.Transport.(*internalTransport)
-	if tr := it.mapped.(*http.Transport); tr.TLSClientConfig.ServerName != "zitadel.example" {
-		t.Errorf("ServerName = %q, want the issuer's host name zitadel.example", tr.TLSClientConfig.ServerName)
-	}
-	if tr := it.base.(*http.Transport); tr.TLSClientConfig != nil && tr.TLSClientConfig.ServerName != "" {
-		t.Errorf("the pass-through transport's ServerName = %q, want none", tr.TLSClientConfig.ServerName)
-	}
-	it.base, it.mapped = rec, rec
-	req, _ := http.NewRequest(http.MethodGet, "http://zitadel.example:8080/.well-known/openid-configuration", nil)
-	if _, err := hc.Transport.RoundTrip(req); err != nil {
-		t.Fatal(err)
-	}
-	if sent := rec.got[0]; sent.URL.String() != "https://zitadel.svc:8443/.well-known/openid-configuration" || sent.Host != "zitadel.example:8080" ||
-		sent.Header.Get(InstanceHostHeader) != "zitadel.example:8080" {
-		t.Errorf("sent %s Host %q instance %q", sent.URL, sent.Host, sent.Header.Get(InstanceHostHeader))
-	}
-}
-
 // TestInternalTLSServerNameOnlyForTheInternalAddress: the issuer's name is
 // what an https internal address is verified for; requests that pass
 // through (a JWKS on another host, say) keep their own server name.

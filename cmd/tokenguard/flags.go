@@ -4,9 +4,11 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net/http"
 	"strings"
 
 	"github.com/tokenguard/tokenguard"
+	"github.com/tokenguard/tokenguard/internal/internalurl"
 )
 
 // listFlag collects a repeatable flag; each value may also be a
@@ -53,19 +55,48 @@ func required(flags map[string]string) error {
 // (doctor, inspect): which server, which key, which project, and how to
 // reach the server.
 type serverFlags struct {
-	issuer, keyFile, projectID, internalURL, serverName *string
-	allowHTTP                                           *bool
+	issuer, keyFile, projectID *string
+	internalFlags
 }
 
 func addServerFlags(fs *flag.FlagSet) serverFlags {
 	return serverFlags{
-		issuer:      fs.String("issuer", "", "issuer URL, exactly as discovered"),
-		keyFile:     fs.String("key-file", "", "the API application's key JSON (type application)"),
-		projectID:   fs.String("project-id", "", "the API's project ID"),
+		issuer:        fs.String("issuer", "", "issuer URL, exactly as discovered"),
+		keyFile:       fs.String("key-file", "", "the API application's key JSON (type application)"),
+		projectID:     fs.String("project-id", "", "the API's project ID"),
+		internalFlags: addInternalFlags(fs),
+	}
+}
+
+// internalFlags say how to reach the server when its public name does not
+// lead to it (inside a cluster): doctor, inspect and token take them.
+type internalFlags struct {
+	internalURL, serverName *string
+	allowHTTP               *bool
+}
+
+func addInternalFlags(fs *flag.FlagSet) internalFlags {
+	return internalFlags{
 		internalURL: fs.String("internal-url", "", "reach the server at this address, with Host set to the issuer's (e.g. http://zitadel.zitadel.svc.cluster.local:8080)"),
 		serverName:  fs.String("internal-tls-server-name", "", "verify an https -internal-url's certificate for this name (default: the issuer's host)"),
 		allowHTTP:   fs.Bool("insecure-allow-http", false, "allow plain http to a host that is not loopback"),
 	}
+}
+
+// client returns base, or with -internal-url a copy of it whose requests
+// for issuer go to the internal address. Bad flag values are a
+// configuration error (exit 3, as doctor and inspect report them), named
+// by their flags.
+func (f internalFlags) client(base *http.Client, issuer, sent string) (*http.Client, error) {
+	hc, err := internalurl.Client(base, internalurl.Options{
+		Issuer: issuer, URL: *f.internalURL, TLSServerName: *f.serverName, AllowHTTP: *f.allowHTTP,
+		Names: internalurl.Names{Prefix: "tokenguard", URL: "-internal-url", TLSServerName: "-internal-tls-server-name",
+			AllowHTTP: "pass -insecure-allow-http", Sent: sent},
+	})
+	if err != nil {
+		return nil, fail(exitConfig, "%v", err)
+	}
+	return hc, nil
 }
 
 // required reports the missing ones of -issuer, -key-file and -project-id.

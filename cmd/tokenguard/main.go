@@ -1,7 +1,7 @@
 // Command tokenguard helps wire an API to ZITADEL (or any RFC 7662 server).
 //
 //	tokenguard dev     [-addr 127.0.0.1:9000] [-out DIR]
-//	tokenguard token   -issuer URL -key-file service-user.json -project-id ID [-scope S]... [-json]
+//	tokenguard token   -issuer URL -key-file service-user.json -project-id ID [-internal-url URL] [-scope S]... [-json]
 //	tokenguard inspect -issuer URL -key-file api-app.json -project-id ID [-internal-url URL] [-role R]... [-json] [TOKEN]
 //	tokenguard doctor  -issuer URL -key-file api-app.json -project-id ID [-internal-url URL] [TOKEN]
 //
@@ -45,7 +45,7 @@ const (
 
 const usage = `usage:
   tokenguard dev     [-addr 127.0.0.1:9000] [-out DIR]
-  tokenguard token   -issuer URL -key-file service-user.json -project-id ID [-scope S]... [-json]
+  tokenguard token   -issuer URL -key-file service-user.json -project-id ID [-internal-url URL] [-scope S]... [-json]
   tokenguard inspect -issuer URL -key-file api-app.json -project-id ID [-internal-url URL] [-role R]... [-json] [TOKEN]
   tokenguard doctor  -issuer URL -key-file api-app.json -project-id ID [-internal-url URL] [TOKEN]
 Run 'tokenguard COMMAND -h' for a command's flags.

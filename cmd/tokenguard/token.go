@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -26,6 +27,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(&scopes, "scope", "extra scope; repeatable")
 	asJSON := fs.Bool("json", false, "print the whole token response as JSON")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the server")
+	in := addInternalFlags(fs)
 	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
@@ -35,13 +37,19 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := required(map[string]string{"issuer": *issuer, "key-file": *keyFile, "project-id": projects.String()}); err != nil {
 		return err
 	}
+	// The client JWTBearer would make (30 s timeout, http.DefaultTransport),
+	// with the issuer's requests mapped onto -internal-url.
+	hc, err := in.client(&http.Client{Timeout: 30 * time.Second}, *issuer, "the service user's signed assertion and gets back an access token")
+	if err != nil {
+		return err
+	}
 	key, err := clientauth.LoadKey(*keyFile)
 	if err != nil {
 		return fail(exitConfig, "%v", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	jb := &clientauth.JWTBearer{Key: key, Issuer: *issuer, ProjectIDs: projects, Scopes: scopes}
+	jb := &clientauth.JWTBearer{Key: key, Issuer: *issuer, ProjectIDs: projects, Scopes: scopes, HTTPClient: hc}
 	tok, err := jb.Token(ctx)
 	if err != nil {
 		return tokenError(err)

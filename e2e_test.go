@@ -73,6 +73,24 @@ func withGuard(t *testing.T, e *e2e) *middleware.Middleware {
 	return g.Middleware
 }
 
+// withGuardDefaults is withGuard with the default max TTL (5 minutes): a
+// cached decision stands for the whole of a test unless something
+// invalidates it.
+func withGuardDefaults(t *testing.T, e *e2e) *middleware.Middleware {
+	t.Helper()
+	keyFile := filepath.Join(t.TempDir(), "api.json")
+	if err := os.WriteFile(keyFile, e.api.KeyJSON, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g, err := tokenguard.New(context.Background(), tokenguard.Config{Issuer: e.srv.Issuer(), KeyFile: keyFile, ProjectID: e.project.ID},
+		middleware.WithLogger(discard()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.guard = g
+	return g.Middleware
+}
+
 // rsIntrospector introspects with zitadel/oidc's own resource server client.
 type rsIntrospector struct{ rs rs.ResourceServer }
 
@@ -238,5 +256,76 @@ func TestEndToEndEventRevokesAccess(t *testing.T) {
 	}
 	if rec := e.get("/api/me", admin); rec.Code != 401 {
 		t.Errorf("after a signed user.token.removed event: %d, want 401 at once", rec.Code)
+	}
+}
+
+// TestEndToEndGrantEventsRevokeRoles: the development server sends ZITADEL's
+// user grant events as a role changes or a grant goes; the events handler
+// learns each grant's user from user.grant.added and, when a later event
+// names only the grant, refuses that user's removed role at once, though the
+// decision that allowed it is cached for minutes. A grant the handler never
+// saw added (it predates the webhook) leaves the cached decision standing,
+// as documented.
+func TestEndToEndGrantEventsRevokeRoles(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, withGuardDefaults)
+	hook := httptest.NewUnstartedServer(nil)
+	key := e.srv.AddEventTarget("http://" + hook.Listener.Addr().String())
+	h, err := events.NewHandler(key, e.guard, events.WithLogger(discard()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook.Config.Handler = h
+	hook.Start()
+	t.Cleanup(hook.Close)
+
+	// bob's and carol's grants are added while the webhook listens.
+	bob, err := e.srv.CreateServiceUser("bob", devserver.Grant{ProjectID: e.project.ID, Roles: []string{"admin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol, err := e.srv.CreateServiceUser("carol", devserver.Grant{ProjectID: e.project.ID, Roles: []string{"admin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobTok, carolTok := e.token(t, bob, e.project.ID), e.token(t, carol, e.project.ID)
+	oldTok := e.token(t, e.admin, e.project.ID) // admin's grant predates the webhook
+	for name, tok := range map[string]string{"bob": bobTok, "carol": carolTok, "admin": oldTok} {
+		if rec := e.get("/api/admin", tok); rec.Code != 200 {
+			t.Fatalf("%s before: %d %s", name, rec.Code, rec.Body)
+		}
+	}
+	calls := e.srv.IntrospectionCalls()
+
+	// The control: the server takes admin's role away, and the handler
+	// cannot tell whose grant changed.
+	if err := e.srv.SetRoles(e.admin.UserID, e.project.ID, "reader"); err != nil {
+		t.Fatal(err)
+	}
+	if rec := e.get("/api/admin", oldTok); rec.Code != 200 {
+		t.Errorf("a grant the handler never saw added: %d, want 200 from the cache until the max TTL", rec.Code)
+	}
+	if n := e.srv.IntrospectionCalls(); n != calls {
+		t.Errorf("%d introspections after an event the handler could not place, want none", n-calls)
+	}
+
+	if err := e.srv.SetRoles(bob.UserID, e.project.ID, "reader"); err != nil { // user.grant.changed
+		t.Fatal(err)
+	}
+	if rec := e.get("/api/admin", bobTok); rec.Code != 403 {
+		t.Errorf("bob after user.grant.changed took admin away: %d, want 403 at once", rec.Code)
+	}
+	if rec := e.get("/api/me", bobTok); rec.Code != 200 {
+		t.Errorf("bob's token is still good for routes that need no admin: %d", rec.Code)
+	}
+	if rec := e.get("/api/admin", carolTok); rec.Code != 200 {
+		t.Errorf("carol, whose grant did not change: %d, want 200", rec.Code)
+	}
+
+	if err := e.srv.RemoveGrant(carol.UserID, e.project.ID); err != nil { // user.grant.removed: no payload
+		t.Fatal(err)
+	}
+	if rec := e.get("/api/admin", carolTok); rec.Code != 403 {
+		t.Errorf("carol after user.grant.removed: %d, want 403 at once", rec.Code)
 	}
 }

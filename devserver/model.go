@@ -63,10 +63,11 @@ type app struct {
 
 type user struct {
 	ServiceUser
-	keyID  string
-	pubKey *rsa.PublicKey
-	grants map[string][]string // project ID -> roles
-	locked bool
+	keyID    string
+	pubKey   *rsa.PublicKey
+	grants   map[string][]string // project ID -> roles
+	grantIDs map[string]string   // project ID -> the user grant's ID, the aggregate of its events
+	locked   bool
 }
 
 type token struct {

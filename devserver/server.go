@@ -182,7 +182,7 @@ func Start(opts ...Option) (*Server, error) {
 	}
 	s.store = &storage{
 		signing: signingKey{signing, newID()}, tokenType: tokenType, lifetime: cfg.lifetime, now: cfg.now,
-		org:      Org{ID: newID(), Name: "ACME", Domain: "acme.localhost"},
+		org: Org{ID: newID(), Name: "ACME", Domain: "acme.localhost"}, admin: newID(),
 		projects: map[string]*Project{}, apps: map[string]*app{}, users: map[string]*user{}, tokens: map[string]*token{},
 	}
 	var cryptoKey [32]byte
@@ -204,7 +204,7 @@ func Start(opts ...Option) (*Server, error) {
 	}
 	s.store.onRevoke = func(t *token) {
 		payload, _ := json.Marshal(map[string]string{"tokenId": t.id})
-		s.emit("user.token.removed", t.subject, payload)
+		s.emit("user", t.subject, "user.token.removed", t.subject, payload) // revoked by its holder
 	}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -407,38 +407,132 @@ func (s *Server) CreateServiceUser(username string, grants ...Grant) (ServiceUse
 	if username == "" {
 		return ServiceUser{}, errors.New("devserver: empty username")
 	}
-	u := &user{ServiceUser: ServiceUser{UserID: newID(), Username: username, OrgID: s.store.org.ID, Secret: newSecret()}, grants: map[string][]string{}}
+	u := &user{ServiceUser: ServiceUser{UserID: newID(), Username: username, OrgID: s.store.org.ID, Secret: newSecret()},
+		grants: map[string][]string{}, grantIDs: map[string]string{}}
 	var err error
 	u.keyID, u.pubKey, u.KeyJSON, err = newKey(map[string]string{"type": "serviceaccount", "userId": u.UserID})
 	if err != nil {
 		return ServiceUser{}, err
 	}
 	s.store.mu.Lock()
-	defer s.store.mu.Unlock()
 	if s.store.userByIDOrName(username) != nil {
+		s.store.mu.Unlock()
 		return ServiceUser{}, fmt.Errorf("devserver: user %q exists", username)
 	}
+	var added []string // projects in the order first granted
 	for _, g := range grants {
 		if s.store.projects[g.ProjectID] == nil {
+			s.store.mu.Unlock()
 			return ServiceUser{}, fmt.Errorf("devserver: no project %q", g.ProjectID)
+		}
+		if _, ok := u.grantIDs[g.ProjectID]; !ok {
+			u.grantIDs[g.ProjectID] = newID()
+			added = append(added, g.ProjectID)
 		}
 		u.grants[g.ProjectID] = append(u.grants[g.ProjectID], g.Roles...)
 	}
 	s.store.users[u.UserID] = u
+	type event struct {
+		grantID string
+		payload []byte
+	}
+	events := make([]event, 0, len(added))
+	for _, p := range added {
+		events = append(events, event{u.grantIDs[p], grantAddedPayload(u.UserID, p, u.grants[p])})
+	}
+	s.store.mu.Unlock()
+	for _, e := range events {
+		s.emit(grantAggregate, e.grantID, "user.grant.added", s.store.admin, e.payload)
+	}
 	return u.ServiceUser, nil
 }
 
-// SetRoles replaces the user's roles in a project; it takes effect at the
-// next introspection.
+// grantAggregate is the aggregate type of ZITADEL's user grant events.
+const grantAggregate = "usergrant"
+
+// grantAddedPayload is user.grant.added's payload, as ZITADEL's
+// UserGrantAddedEvent encodes it.
+func grantAddedPayload(userID, projectID string, roles []string) []byte {
+	p, _ := json.Marshal(struct {
+		UserID    string   `json:"userId,omitempty"`
+		ProjectID string   `json:"projectId,omitempty"`
+		RoleKeys  []string `json:"roleKeys,omitempty"`
+	}{userID, projectID, roles})
+	return p
+}
+
+// grantChangedPayload is user.grant.changed's payload, as ZITADEL's
+// UserGrantChangedEvent encodes it: the grant's roles after the change.
+func grantChangedPayload(roles []string) []byte {
+	if roles == nil {
+		roles = []string{}
+	}
+	p, _ := json.Marshal(struct {
+		RoleKeys []string `json:"roleKeys"`
+	}{roles})
+	return p
+}
+
+// SetRoles replaces the user's roles in a project, granting the user the
+// project first if it has no grant there; it takes effect at the next
+// introspection. As ZITADEL does, it sends user.grant.added for a new grant
+// and user.grant.changed (with the roles after the change, possibly none)
+// for an existing one to the event targets, with the grant's ID as the
+// aggregate.
 func (s *Server) SetRoles(userID, projectID string, roles ...string) error {
+	roles = slices.Clone(roles)
 	s.store.mu.Lock()
-	defer s.store.mu.Unlock()
 	u := s.store.users[userID]
 	if u == nil || s.store.projects[projectID] == nil {
+		s.store.mu.Unlock()
 		return fmt.Errorf("devserver: no user %q or project %q", userID, projectID)
 	}
 	u.grants[projectID] = roles
+	id, existed := u.grantIDs[projectID]
+	if !existed {
+		id = newID()
+		u.grantIDs[projectID] = id
+	}
+	s.store.mu.Unlock()
+	if existed {
+		s.emit(grantAggregate, id, "user.grant.changed", s.store.admin, grantChangedPayload(roles))
+	} else {
+		s.emit(grantAggregate, id, "user.grant.added", s.store.admin, grantAddedPayload(userID, projectID, roles))
+	}
 	return nil
+}
+
+// RemoveGrant removes the user's grant in a project, and its roles with it;
+// it takes effect at the next introspection. It sends user.grant.removed,
+// whose payload (as ZITADEL's) names neither the user nor the project, to
+// the event targets.
+func (s *Server) RemoveGrant(userID, projectID string) error {
+	s.store.mu.Lock()
+	u := s.store.users[userID]
+	var id string
+	if u != nil {
+		id = u.grantIDs[projectID]
+	}
+	if id == "" {
+		s.store.mu.Unlock()
+		return fmt.Errorf("devserver: user %q has no grant in project %q", userID, projectID)
+	}
+	delete(u.grants, projectID)
+	delete(u.grantIDs, projectID)
+	s.store.mu.Unlock()
+	s.emit(grantAggregate, id, "user.grant.removed", s.store.admin, nil)
+	return nil
+}
+
+// GrantID returns the ID of the user's grant in a project, the aggregate of
+// its events, or "" when there is none.
+func (s *Server) GrantID(userID, projectID string) string {
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	if u := s.store.users[userID]; u != nil {
+		return u.grantIDs[projectID]
+	}
+	return ""
 }
 
 // LockUser locks (or unlocks) a user: its tokens become inactive and it can
@@ -454,14 +548,18 @@ func (s *Server) LockUser(userID string, locked bool) error {
 		return fmt.Errorf("devserver: no user %q", userID)
 	}
 	if locked {
-		s.emit("user.locked", userID, []byte(`{}`))
+		s.emit("user", userID, "user.locked", s.store.admin, []byte(`{}`))
 	}
 	return nil
 }
 
 // AddEventTarget registers a webhook that receives ZITADEL Actions v2 style
 // events, signed as ZITADEL signs them (ZITADEL-Signature), when a user is
-// locked (user.locked) or a token revoked (user.token.removed). It returns
+// locked (user.locked), a token revoked (user.token.removed), or a user
+// grant added, changed or removed (user.grant.added, user.grant.changed,
+// user.grant.removed: see [Server.SetRoles] and [Server.RemoveGrant]). The
+// body's userID is the event's editor, as in ZITADEL: the development
+// server's administrator, or the token's holder for a revocation. It returns
 // the target's signing key, as ZITADEL's CreateTarget does. Events are sent
 // synchronously, before the call that caused them returns.
 func (s *Server) AddEventTarget(url string) (signingKey string) {
@@ -472,9 +570,10 @@ func (s *Server) AddEventTarget(url string) (signingKey string) {
 	return key
 }
 
-// emit sends one event to every target; delivery failures are dropped, as
-// ZITADEL's async targets may drop them.
-func (s *Server) emit(eventType, userID string, payload []byte) {
+// emit sends one event about an aggregate, caused by editor, to every
+// target; delivery failures are dropped, as ZITADEL's async targets may drop
+// them. A nil payload is sent as null, as ZITADEL sends events without one.
+func (s *Server) emit(aggregateType, aggregateID, eventType, editor string, payload []byte) {
 	s.mu.Lock()
 	targets := slices.Clone(s.targets)
 	s.seq++
@@ -483,10 +582,13 @@ func (s *Server) emit(eventType, userID string, payload []byte) {
 	if len(targets) == 0 {
 		return
 	}
+	if payload == nil {
+		payload = []byte("null")
+	}
 	body, _ := json.Marshal(map[string]any{
-		"aggregateID": userID, "aggregateType": "user", "resourceOwner": s.store.org.ID,
+		"aggregateID": aggregateID, "aggregateType": aggregateType, "resourceOwner": s.store.org.ID,
 		"instanceID": s.store.org.ID, "version": "v2", "sequence": seq, "event_type": eventType,
-		"created_at": time.Now().UTC().Format(time.RFC3339Nano), "userID": userID, "event_payload": json.RawMessage(payload),
+		"created_at": time.Now().UTC().Format(time.RFC3339Nano), "userID": editor, "event_payload": json.RawMessage(payload),
 	})
 	client := &http.Client{Timeout: 5 * time.Second}
 	for _, t := range targets {

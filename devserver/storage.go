@@ -43,6 +43,7 @@ type storage struct {
 	tokenType op.AccessTokenType
 	lifetime  time.Duration
 	org       Org
+	admin     string // the user ID that edits everything: the editor of the events it causes
 	now       func() time.Time
 	onRevoke  func(t *token) // called after a token is revoked, without mu held
 

@@ -54,7 +54,9 @@ type JWTBearer struct {
 	// Scopes are added to openid and the project audience scopes.
 	Scopes []string
 	// HTTPClient makes the token requests. Default: a client on
-	// http.DefaultTransport with a 30 s timeout.
+	// http.DefaultTransport with a 30 s timeout. Redirects are never
+	// followed, whatever its CheckRedirect: a token endpoint that redirects
+	// gets an error.
 	HTTPClient *http.Client
 	// ExpiryDelta is how long before expiry [JWTBearer.TokenSource] gets
 	// a new token. Default: [DefaultExpiryDelta] (1 minute).
@@ -76,11 +78,18 @@ func (j *JWTBearer) Scope() string {
 	return strings.Join(append(s, j.Scopes...), " ")
 }
 
+// httpClient returns the client of the token and discovery requests: a
+// shallow copy of HTTPClient (or of the default) that follows no redirect.
+// The token request carries the signed assertion, and net/http sends a
+// request's body again to wherever a 307 or 308 points; so the 3xx itself
+// comes back, and is refused. HTTPClient itself is not changed.
 func (j *JWTBearer) httpClient() *http.Client {
+	cp := http.Client{Timeout: 30 * time.Second}
 	if j.HTTPClient != nil {
-		return j.HTTPClient
+		cp = *j.HTTPClient
 	}
-	return &http.Client{Timeout: 30 * time.Second}
+	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cp
 }
 
 // Token signs a new assertion (a fresh one, with its own jti, for every
@@ -124,6 +133,10 @@ func (j *JWTBearer) Token(ctx context.Context) (*oauth2.Token, error) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("clientauth: reading token response: %w", err)
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return nil, fmt.Errorf("clientauth: the token endpoint %s answered %s, a redirect to %q: redirects are not followed, since the token request carries the service user's signed assertion; set JWTBearer.TokenURL (or the issuer) to where the server really answers",
+			tokenURL, resp.Status, resp.Header.Get("Location"))
 	}
 	if resp.StatusCode != http.StatusOK {
 		rerr := &oauth2.RetrieveError{Response: resp, Body: body}

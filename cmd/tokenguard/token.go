@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tokenguard/tokenguard/clientauth"
+	"github.com/tokenguard/tokenguard/internal/loopback"
 	"github.com/tokenguard/tokenguard/introspect"
 )
 
@@ -35,6 +36,9 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fail(exitUsage, "token takes no arguments, got %q", fs.Args())
 	}
 	if err := required(map[string]string{"issuer": *issuer, "key-file": *keyFile, "project-id": projects.String()}); err != nil {
+		return err
+	}
+	if err := checkTokenIssuer(*issuer, *in.allowHTTP); err != nil {
 		return err
 	}
 	// The client JWTBearer would make (30 s timeout, http.DefaultTransport),
@@ -65,6 +69,21 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"access_token": tok.AccessToken, "token_type": tok.TokenType, "expires_in": tok.ExpiresIn,
 		"expiry": tok.Expiry.UTC().Format(time.RFC3339), "scope": scope,
 	})
+}
+
+// checkTokenIssuer refuses an issuer that is not an absolute http or https
+// URL, and a plain-http one on a host that is not loopback unless allowHTTP,
+// as tokenguard.New refuses them for the API: the token request carries the
+// service user's signed assertion and gets back an access token.
+func checkTokenIssuer(issuer string, allowHTTP bool) error {
+	u, err := url.Parse(issuer)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+		return fail(exitConfig, "-issuer %q is not an absolute http or https URL", issuer)
+	case u.Scheme == "http" && !allowHTTP && !loopback.Host(u.Hostname()):
+		return fail(exitConfig, "-issuer %q uses plain http on a host that is not loopback, and the token request carries the service user's signed assertion and gets back an access token: use https, or pass -insecure-allow-http for a trusted network", u.Redacted())
+	}
+	return nil
 }
 
 // tokenError explains a failed token request in one line, with the exit

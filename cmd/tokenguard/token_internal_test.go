@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -50,7 +51,7 @@ func TestTokenInternalURL(t *testing.T) {
 	if err := os.WriteFile(userKey, user.KeyJSON, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	token := []string{"token", "-issuer", issuer, "-key-file", userKey, "-project-id", project, "-timeout", "10s"}
+	token := []string{"token", "-issuer", issuer, "-key-file", userKey, "-project-id", project, "-timeout", "10s", "-insecure-allow-http"}
 
 	r := cli("", append(token, "-internal-url", srv.URL())...)
 	if r.code != exitOK || r.stderr != "" {
@@ -78,16 +79,29 @@ func TestTokenInternalURL(t *testing.T) {
 	}
 	oneLineError(t, r, "zitadel.invalid")
 
-	// Plain http to a host that is not loopback: refused (exit 3) with what
-	// to change, before any request; with -insecure-allow-http the same
-	// command goes on to try the network (that name does not resolve).
+	// A plain-http issuer on a host that is not loopback, as tokenguard.New
+	// refuses it for the API: exit 3 without -insecure-allow-http, even with
+	// a loopback -internal-url.
+	noAllow := slices.Clip(token[:len(token)-1])
+	r = cli("", append(noAllow, "-internal-url", srv.URL())...)
+	if r.code != exitConfig || r.stdout != "" {
+		t.Errorf("token with a plain-http issuer, no -insecure-allow-http: exit %d stdout %q, want %d and nothing", r.code, r.stdout, exitConfig)
+	}
+	oneLineError(t, r, `-issuer "`+issuer+`" uses plain http on a host that is not loopback, and the token request carries the service user's signed assertion and gets back an access token: use https, or pass -insecure-allow-http for a trusted network`)
+
+	// Plain http to an internal host that is not loopback: refused (exit
+	// 3) with what to change, before any request; with -insecure-allow-http
+	// the same command goes on to try the network (that name does not
+	// resolve). The issuer is https here, so that only -internal-url is at
+	// fault.
 	const plain = "http://zitadel.zitadel.svc.invalid:8080"
-	r = cli("", append(token, "-internal-url", plain)...)
+	httpsToken := []string{"token", "-issuer", "https://zitadel.invalid", "-key-file", userKey, "-project-id", project, "-timeout", "10s"}
+	r = cli("", append(httpsToken, "-internal-url", plain)...)
 	if r.code != exitConfig || r.stdout != "" {
 		t.Errorf("token -internal-url %s: exit %d stdout %q, want %d and nothing", plain, r.code, r.stdout, exitConfig)
 	}
 	oneLineError(t, r, `-internal-url "`+plain+`" uses plain http on a host that is not loopback, and each request carries the service user's signed assertion and gets back an access token: use https, or pass -insecure-allow-http for a trusted network`)
-	r = cli("", append(token, "-internal-url", plain, "-insecure-allow-http")...)
+	r = cli("", append(httpsToken, "-internal-url", plain, "-insecure-allow-http")...)
 	if r.code != exitUnavailable {
 		t.Errorf("token -internal-url %s -insecure-allow-http: exit %d, want %d (the flag lifts the refusal): %+v", plain, r.code, exitUnavailable, r)
 	}

@@ -15,7 +15,8 @@
 // any case) are mapped; requests for any other host, a look-alike such as
 // auth.example.com.evil.test included, pass through as they are. An https
 // URL's certificate MUST verify for the issuer's host name, or for
-// [Options.TLSServerName]; verification is never skipped. A plain-http URL
+// [Options.TLSServerName]; this package never turns verification off (a
+// base transport that sets InsecureSkipVerify keeps it). A plain-http URL
 // on a host that is not loopback is refused unless [Options.AllowHTTP].
 package internalurl
 
@@ -59,10 +60,10 @@ type Names struct {
 	// Prefix starts each message, before ": ". Default: "internalurl".
 	Prefix string
 	// URL names [Options.URL], e.g. "Config.InternalURL" or
-	// "-internal-url". Default: "the internal URL".
+	// "-internal-url". Default: "internal URL".
 	URL string
-	// TLSServerName names [Options.TLSServerName]. Default: "the TLS
-	// server name".
+	// TLSServerName names [Options.TLSServerName]. Default: "TLS server
+	// name".
 	TLSServerName string
 	// AllowHTTP says how to allow plain http, after "or", e.g. "set
 	// InsecureAllowHTTP". Default: "allow plain http".
@@ -82,8 +83,8 @@ func (n Names) withDefaults() Names {
 		}
 	}
 	def(&n.Prefix, "internalurl")
-	def(&n.URL, "the internal URL")
-	def(&n.TLSServerName, "the TLS server name")
+	def(&n.URL, "internal URL")
+	def(&n.TLSServerName, "TLS server name")
 	def(&n.AllowHTTP, "allow plain http")
 	def(&n.Transport, "the HTTP client's Transport")
 	def(&n.Sent, "a token or credentials")
@@ -117,7 +118,11 @@ func Client(base *http.Client, o Options) (*http.Client, error) {
 	}
 	in, ok := parseURL(o.URL)
 	if !ok {
-		return nil, fmt.Errorf("%s: %s %q must be an absolute http or https URL with no path, query or fragment, such as http://zitadel.zitadel.svc.cluster.local:8080", n.Prefix, n.URL, o.URL)
+		shown := o.URL // a password in it is not repeated
+		if u, err := url.Parse(o.URL); err == nil {
+			shown = u.Redacted()
+		}
+		return nil, fmt.Errorf("%s: %s %q must be an absolute http or https URL with no path, query or fragment, such as http://zitadel.zitadel.svc.cluster.local:8080", n.Prefix, n.URL, shown)
 	}
 	if in.Scheme == "http" && !o.AllowHTTP && !loopback.Host(in.Hostname()) {
 		return nil, fmt.Errorf("%s: %s %q uses plain http on a host that is not loopback, and each request carries %s: use https, or %s for a trusted network", n.Prefix, n.URL, in.Redacted(), n.Sent, n.AllowHTTP)

@@ -78,7 +78,7 @@ func TestClientErrors(t *testing.T) {
 		wantWithFlags string // with flags
 	}{
 		{name: "plain http beyond loopback", o: Options{Issuer: iss, URL: "http://zitadel.zitadel.svc.cluster.local:8080"},
-			wantDefault:   `the internal URL "http://zitadel.zitadel.svc.cluster.local:8080" uses plain http on a host that is not loopback`,
+			wantDefault:   `internal URL "http://zitadel.zitadel.svc.cluster.local:8080" uses plain http on a host that is not loopback`,
 			wantWithFlags: `-internal-url "http://zitadel.zitadel.svc.cluster.local:8080" uses plain http on a host that is not loopback, and each request carries a signed assertion: use https, or pass -insecure-allow-http for a trusted network`},
 		{name: "plain http to a look-alike of localhost", o: Options{Issuer: iss, URL: "http://localhost.evil.test"},
 			wantDefault: "uses plain http", wantWithFlags: "pass -insecure-allow-http"},
@@ -87,14 +87,14 @@ func TestClientErrors(t *testing.T) {
 		{name: "a path", o: Options{Issuer: iss, URL: "https://zitadel.svc/zitadel"},
 			wantDefault: "no path", wantWithFlags: `-internal-url "https://zitadel.svc/zitadel" must be an absolute http or https URL with no path, query or fragment`},
 		{name: "no scheme", o: Options{Issuer: iss, URL: "zitadel.svc:8080"},
-			wantDefault: `the internal URL "zitadel.svc:8080" must be an absolute http or https URL`, wantWithFlags: "such as http://zitadel.zitadel.svc.cluster.local:8080"},
-		{name: "user info", o: Options{Issuer: iss, URL: "https://u:p@zitadel.svc"}, wantDefault: "absolute http or https URL", wantWithFlags: "-internal-url"},
+			wantDefault: `internal URL "zitadel.svc:8080" must be an absolute http or https URL`, wantWithFlags: "such as http://zitadel.zitadel.svc.cluster.local:8080"},
+		{name: "user info", o: Options{Issuer: iss, URL: "https://admin:secret@zitadel.svc"}, wantDefault: `internal URL "https://admin:xxxxx@zitadel.svc" must be an absolute http or https URL`, wantWithFlags: "-internal-url"},
 		{name: "server name without URL", o: Options{Issuer: iss, TLSServerName: "auth.example.com"},
-			wantDefault: "the TLS server name is set without the internal URL", wantWithFlags: "-internal-tls-server-name is set without -internal-url"},
+			wantDefault: "TLS server name is set without internal URL", wantWithFlags: "-internal-tls-server-name is set without -internal-url"},
 		{name: "server name with plain http", o: Options{Issuer: iss, URL: "http://127.0.0.1:1", TLSServerName: "auth.example.com"},
-			wantDefault: `the TLS server name is set but the internal URL "http://127.0.0.1:1" is not https`, wantWithFlags: `-internal-tls-server-name is set but -internal-url "http://127.0.0.1:1" is not https`},
+			wantDefault: `TLS server name is set but internal URL "http://127.0.0.1:1" is not https`, wantWithFlags: `-internal-tls-server-name is set but -internal-url "http://127.0.0.1:1" is not https`},
 		{name: "https through a transport that cannot set the server name", o: Options{Issuer: iss, URL: "https://zitadel.svc"}, base: counting,
-			wantDefault: "an https the internal URL needs the HTTP client's Transport to be nil or an *http.Transport", wantWithFlags: `needs the transport to be nil or an *http.Transport (it is a internalurl.roundTripperFunc), so that the server's certificate can be verified for "auth.example.com"`},
+			wantDefault: "an https internal URL needs the HTTP client's Transport to be nil or an *http.Transport", wantWithFlags: `needs the transport to be nil or an *http.Transport (it is a internalurl.roundTripperFunc), so that the server's certificate can be verified for "auth.example.com"`},
 		{name: "no issuer", o: Options{URL: "http://127.0.0.1:1"}, wantDefault: `issuer "" is not an absolute URL`, wantWithFlags: "issuer"},
 		{name: "relative issuer", o: Options{Issuer: "auth.example.com", URL: "http://127.0.0.1:1"}, wantDefault: `issuer "auth.example.com" is not an absolute URL`, wantWithFlags: "issuer"},
 	}
@@ -114,6 +114,12 @@ func TestClientErrors(t *testing.T) {
 				hc, err := Client(base, o)
 				if err == nil || hc != nil || !strings.HasPrefix(err.Error(), c.prefix) || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
 					t.Errorf("Client(%+v) = %v, %v; want a one-line error starting %q that mentions %q", o, hc, err, c.prefix, c.want)
+				}
+				if err == nil {
+					continue
+				}
+				if strings.Contains(err.Error(), "secret") {
+					t.Errorf("Client(%+v): the error repeats the URL's password: %v", o, err)
 				}
 				if c.names == flags && strings.Contains(err.Error(), "internal URL") {
 					t.Errorf("Client with flag names: %v still says internal URL", err)

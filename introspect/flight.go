@@ -199,7 +199,8 @@ func (c *Client) store(ctx context.Context, key [sha256.Size]byte, token string,
 func (c *Client) storeLocal(ctx context.Context, key [sha256.Size]byte, r *Response, e SharedEntry, s stamp) {
 	var evicted bool
 	if !r.Active {
-		c.cache.Remove(key) // a stale active entry must not outlive the news
+		c.cache.Remove(key)                    // a stale active entry must not outlive the news,
+		c.notify(watchKey{key: key}, false, 0) // nor the streams open on it
 		if c.neg != nil {
 			evicted = c.neg.Add(key, struct{}{}, e.Expires)
 			if c.deadForStore(key, r, s) {

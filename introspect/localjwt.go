@@ -464,8 +464,9 @@ func (c *Client) settled(ctx context.Context, key [sha256.Size]byte, token strin
 
 // unsettled records a flight about the token with this key that got no
 // answer: a local decision pending confirmation is dropped from the cache,
-// and the next decision comes from the server (WithStaleIfError covers only
-// answers of the server).
+// the streams opened on it end (an outage fails closed), and the next
+// decision comes from the server (WithStaleIfError covers only answers of
+// the server).
 func (c *Client) unsettled(ctx context.Context, key [sha256.Size]byte) {
 	l := c.local
 	if l == nil {
@@ -482,6 +483,7 @@ func (c *Client) unsettled(ctx context.Context, key [sha256.Size]byte) {
 	}
 	st.pending, st.server = false, true
 	l.seen.add(key, st, time.Unix(0, st.exp).Add(l.leeway))
+	c.notify(watchKey{key: key}, false, 0)
 }
 
 // Confirm returns the authorization server's answer about token, as

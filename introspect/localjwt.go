@@ -288,9 +288,20 @@ const maxJWSHeader = 4 << 10
 // parseJWS reports whether token is a compact JWS (three base64url parts,
 // the first a JSON object with an alg), and returns its header. Members
 // are matched by their exact names.
+//
+// The signature must be in canonical form (unpadded base64url, unused
+// bits zero): its bytes are all that verification reads, so padding, the
+// standard alphabet or other trailing bits would make one JWT many
+// distinct tokens, each with its own cache key and its own record of what
+// the server said, and each decided locally anew. A token in another form
+// is left to introspection. The header and payload need no such check:
+// the signature covers their encoded form.
 func parseJWS(token string) (jwsHeader, bool) {
 	head, rest, ok := strings.Cut(token, ".")
 	if !ok || strings.Count(rest, ".") != 1 || len(head) > maxJWSHeader || head == "" {
+		return jwsHeader{}, false
+	}
+	if _, err := base64.RawURLEncoding.Strict().DecodeString(rest[strings.IndexByte(rest, '.')+1:]); err != nil {
 		return jwsHeader{}, false
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(head)

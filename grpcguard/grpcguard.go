@@ -178,7 +178,7 @@ func (g *Guard) StreamServerInterceptor() grpc.StreamServerInterceptor {
 		if !g.watch {
 			return handler(srv, &stream{ServerStream: ss, ctx: ctx})
 		}
-		ctx, cancel := g.m.Watch(ctx)
+		ctx, cancel := g.m.Watch(ctx, g.rule(info.FullMethod).reqs...) // decided again with them, if invalidated meanwhile
 		defer cancel()
 		err = handler(srv, &stream{ServerStream: ss, ctx: ctx, watched: true})
 		if ended := watchEnded(ctx); ended != nil {

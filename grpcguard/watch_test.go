@@ -3,6 +3,7 @@ package grpcguard_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -184,4 +185,37 @@ func TestBidiMessageAfterInvalidationNeverReachesTheHandler(t *testing.T) {
 	if _, got := echoed.Load(before); !got {
 		t.Error("the handler never received the message sent before the invalidation")
 	}
+}
+
+// TestStreamRequirementsCheckedAgainAtWatchStart: the admin role is taken
+// away and the subject invalidated after the stream's decision but before
+// its watch starts (the requirement below stands in for a webhook landing in
+// that window). The decision made again when the watch starts applies the
+// method's requirements too, so AdminStream ends at once, as an HTTP Stream
+// route does.
+func TestStreamRequirementsCheckedAgainAtWatchStart(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	guard := w.guard(t)
+	var once sync.Once
+	removeAdmin := func(context.Context, *middleware.Claims) error {
+		once.Do(func() {
+			if err := w.srv.SetRoles(w.admin.UserID, w.project.ID, "reader"); err != nil {
+				t.Error(err)
+			}
+			guard.InvalidateSubject(w.admin.UserID)
+		})
+		return nil
+	}
+	conn := serve(t, mustGuard(t, guard.Middleware, grpcguard.WithMethod(mAdminStream, middleware.Role("admin"), removeAdmin)))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, _, err := openStream(ctx, conn, mAdminStream, "Bearer "+w.token(t, w.admin, devserver.TokenOptions{}))
+	if err != nil { // ended before its first message
+		if st := status.Convert(err); st.Code() != codes.Unauthenticated || !strings.Contains(st.Message(), "no longer accepted") {
+			t.Fatalf("AdminStream ended with %v %q, want Unauthenticated: no longer accepted", st.Code(), st.Message())
+		}
+		return
+	}
+	endsWithin(t, s, 5*time.Second, codes.Unauthenticated, "no longer accepted")
 }

@@ -56,11 +56,12 @@ func (m *Middleware) Stream(reqs ...Requirement) func(http.Handler) http.Handler
 // [*introspect.Client] does; with others, and for claims made by
 // [NewContext], Watch ends the context at expiry alone. A decision
 // invalidated between the check and the call to Watch is made again at once
-// (active, exp, nbf, aud and the validators): the context ends if the token
-// no longer passes. For an anonymous ctx (no claims) the context ends only
-// with ctx. Watch is safe for concurrent use.
-func (m *Middleware) Watch(ctx context.Context) (context.Context, context.CancelFunc) {
-	return m.watch(ctx, nil)
+// (active, exp, nbf, aud and the validators, and reqs: pass the
+// requirements the decision was made with, as [Middleware.Stream] does):
+// the context ends if the token no longer passes. For an anonymous ctx (no
+// claims) the context ends only with ctx. Watch is safe for concurrent use.
+func (m *Middleware) Watch(ctx context.Context, reqs ...Requirement) (context.Context, context.CancelFunc) {
+	return m.watch(ctx, reqs)
 }
 
 // watch is Watch; a decision invalidated before the watcher started is

@@ -52,7 +52,10 @@ func (g *guard) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.
 		if _, ok := middleware.ClaimsFromContext(ctx); !ok { // public: nothing to watch
 			return next(ctx, conn)
 		}
-		ctx, cancel := g.mw.Watch(ctx) // cancelled when the token expires or is invalidated
+		// Cancelled when the token expires or is invalidated; a decision
+		// invalidated before the watch starts is made again, with the
+		// procedure's requirements.
+		ctx, cancel := g.mw.Watch(ctx, g.reqs[conn.Spec().Procedure]...)
 		defer cancel()
 		err = next(ctx, &watchedConn{StreamingHandlerConn: conn, ctx: ctx})
 		var e *middleware.Error

@@ -23,11 +23,14 @@
 //	event                                     aggregate     payload          the Handler
 //	user.locked, user.deactivated,            user          none             invalidates the user
 //	  user.removed
+//	user.signed.out, user.human.signed.out,   user          userAgentID,     invalidates the user (ZITADEL ends
+//	  user.human.refresh.token.removed                      tokenId          some of its tokens; which is not told)
 //	user.token.removed, user.pat.removed      user          tokenId          invalidates that token only (see below)
 //	user.grant.changed, .cascade.changed,     usergrant     roleKeys or      invalidates the grant's user, if known (see below)
 //	  .removed, .cascade.removed,                           none: no user
 //	  .deactivated
-//	oidc_session.access_token.revoked         oidc_session  none             invalidates the session's user, if known
+//	oidc_session.access_token.revoked,        oidc_session  none             invalidates the session's user, if known
+//	  .refresh_token.revoked (ends the access token too)
 //	session.terminated                        session       triggerOrigin    invalidates the session's user, if known
 //	project.deactivated, project.removed,     project, org  none             names no user: see below
 //	  org.deactivated, org.removed
@@ -50,7 +53,8 @@
 // whole user instead.
 //
 // Tokens of OIDC sessions (jti "V2_<session>.<at_id>"; "-" in older
-// versions) are revoked with oidc_session.access_token.revoked, and end
+// versions) are revoked with oidc_session.access_token.revoked (or with
+// the session's refresh token, oidc_session.refresh_token.revoked), and end
 // with session.terminated; neither payload names the user or the token. The
 // user of an OIDC session and of the session it was created from comes from
 // oidc_session.added. Likewise ZITADEL's user grant events other than

@@ -82,20 +82,26 @@ const (
 
 var kinds = map[string]int{
 	"user.locked": endsUser, "user.deactivated": endsUser, "user.removed": endsUser,
+	// Sign-out and a removed refresh token deactivate access tokens too
+	// (ZITADEL's TokenView): some of the user's, which this handler cannot
+	// tell apart, so the user's. The refresh token's tokenId is no jti.
+	"user.human.signed.out": endsUser, "user.signed.out": endsUser, "user.human.refresh.token.removed": endsUser,
 	"user.token.removed": endsToken, "user.pat.removed": endsToken,
 	"user.grant.changed": endsGrant, "user.grant.cascade.changed": endsGrant, "user.grant.removed": endsGrant,
 	"user.grant.cascade.removed": endsGrant, "user.grant.deactivated": endsGrant,
-	"oidc_session.access_token.revoked": endsOIDC,
-	"session.terminated":                endsSession,
-	"project.deactivated":               endsUnscoped, "project.removed": endsUnscoped,
+	"oidc_session.access_token.revoked":  endsOIDC,
+	"oidc_session.refresh_token.revoked": endsOIDC, // revokes the session's access token with it
+	"session.terminated":                 endsSession,
+	"project.deactivated":                endsUnscoped, "project.removed": endsUnscoped,
 	"org.deactivated": endsUnscoped, "org.removed": endsUnscoped,
 	"user.grant.added":   learnsGrant,
 	"oidc_session.added": learnsSessions,
 }
 
 // Subject returns the user whose access the event ends when the event names
-// it itself (user.locked, user.deactivated, user.removed, user.token.removed,
-// user.pat.removed: the aggregate), or "". ZITADEL's grant, session, project
+// it itself (user.locked, user.deactivated, user.removed, user.signed.out,
+// user.human.signed.out, user.human.refresh.token.removed,
+// user.token.removed, user.pat.removed: the aggregate), or "". ZITADEL's grant, session, project
 // and org events name no user.
 func (e *Event) Subject() string {
 	if k := kinds[e.EventType]; k == endsUser || k == endsToken {

@@ -104,6 +104,10 @@ func TestEventSubjectAndTokenID(t *testing.T) {
 		{"user.removed", "u1", ""},
 		{"user.token.removed", "u1", "t1"},
 		{"user.pat.removed", "u1", "t1"},
+		{"user.human.signed.out", "u1", ""},
+		{"user.signed.out", "u1", ""},
+		{"user.human.refresh.token.removed", "u1", ""}, // its tokenId names a refresh token
+		{"oidc_session.refresh_token.revoked", "", ""},
 		// ZITADEL's grant and session events name no user in their payload
 		// (the userId here is what a forger might hope is read).
 		{"user.grant.changed", "", ""},

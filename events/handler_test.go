@@ -119,6 +119,13 @@ func TestHandlerEvents(t *testing.T) {
 		{"user.locked", nil, ev("user.locked", "user", "u1", ""), "", false, nil, 200, []string{"subject:u1"}},
 		{"user.deactivated", nil, ev("user.deactivated", "user", "u1", "null"), "", false, nil, 200, []string{"subject:u1"}},
 		{"user.removed", nil, ev("user.removed", "user", "u1", ""), "", false, nil, 200, []string{"subject:u1"}},
+		// Sign-out and a removed refresh token deactivate access tokens
+		// (ZITADEL's TokenView): the user, whose tokens it cannot tell
+		// apart here. The refresh token's tokenId is not an access token's
+		// jti.
+		{"user.human.signed.out", nil, ev("user.human.signed.out", "user", "u1", `{"userAgentID":"ua1"}`), "", false, nil, 200, []string{"subject:u1"}},
+		{"user.signed.out", nil, ev("user.signed.out", "user", "u1", `{"userAgentID":"ua1"}`), "", false, nil, 200, []string{"subject:u1"}},
+		{"user.human.refresh.token.removed", nil, ev("user.human.refresh.token.removed", "user", "u1", `{"tokenId":"rt1"}`), "", false, nil, 200, []string{"subject:u1"}},
 		{"user.token.removed: that token only", nil, ev("user.token.removed", "user", "u1", `{"tokenId":"t1"}`), "", false, nil, 200, []string{"token:t1"}},
 		{"user.pat.removed: that token only", nil, ev("user.pat.removed", "user", "u1", `{"tokenId":"p1"}`), "", false, nil, 200, []string{"token:p1"}},
 		{"user.token.removed, base64 payload", nil, b64("user.token.removed", "user", "u1", `{"tokenId":"t1"}`), "", false, nil, 200, []string{"token:t1"}},
@@ -137,6 +144,7 @@ func TestHandlerEvents(t *testing.T) {
 		{"user.grant.changed, known grant: no resolver call", [][]byte{grantAdded}, ev("user.grant.changed", "usergrant", "g1", `{}`), "", false, resolveTo("", errors.New("must not be called")), 200, []string{"subject:u2"}},
 		{"a forged userId in a grant payload is not read", nil, ev("user.grant.removed", "usergrant", "g9", `{"userId":"victim"}`), "", false, nil, 200, nil},
 		{"oidc_session.access_token.revoked after added", [][]byte{oidcAdded}, ev("oidc_session.access_token.revoked", "oidc_session", "V2_s1", `{}`), "", false, nil, 200, []string{"subject:u3"}},
+		{"oidc_session.refresh_token.revoked after added: its access token ends too", [][]byte{oidcAdded}, ev("oidc_session.refresh_token.revoked", "oidc_session", "V2_s1", ""), "", false, nil, 200, []string{"subject:u3"}},
 		{"session.terminated after oidc_session.added", [][]byte{oidcAdded}, ev("session.terminated", "session", "ls1", `{"triggerOrigin":"x"}`), "", false, nil, 200, []string{"subject:u3"}},
 		{"session.terminated, unknown session", [][]byte{oidcAdded}, ev("session.terminated", "session", "ls2", `{}`), "", false, nil, 200, nil},
 		{"oidc_session.access_token.revoked, unknown, resolver", nil, ev("oidc_session.access_token.revoked", "oidc_session", "V2_s9", ""), "", false, resolveTo("u8", nil), 200, []string{"subject:u8"}},

@@ -291,6 +291,7 @@ func TestLostSubscriptionPurges(t *testing.T) {
 		if a.get(tok) != 200 || b.get(tok) != 200 {
 			t.Fatal("setup: token not accepted")
 		}
+		errs := b.shared.Errors()
 		px.setCut(true)
 		as.Revoke(tok)
 		a.client.Invalidate(tok) // B is not connected: it misses the message
@@ -301,6 +302,9 @@ func TestLostSubscriptionPurges(t *testing.T) {
 		// entry is fresh for the max TTL, and B never heard the message).
 		waitFor(t, "B refuses the token after resubscribing (its LRU purged)", func() bool { return b.get(tok) == 401 })
 		waitFor(t, "B listens again", b.shared.Listening)
+		if b.shared.Errors() == errs {
+			t.Error("the lost subscription is not counted in Errors()")
+		}
 	})
 
 	t.Run("CLIENT KILL TYPE pubsub in the same transaction as the PUBLISH", func(t *testing.T) {

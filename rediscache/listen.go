@@ -47,6 +47,7 @@ func (c *Cache) Listen(ctx context.Context, client *introspect.Client) error {
 			return ctx.Err()
 		}
 		if subscribed {
+			c.errs.Add(1)
 			client.Purge() // what was published since the connection broke is lost
 			c.logger.Warn("tokenguard: redis invalidation subscription lost; local cache purged, resubscribing", "error", errString(err))
 			wait = minBackoff

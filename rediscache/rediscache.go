@@ -180,8 +180,9 @@ func (k *keyring) aead(token string) cipher.AEAD {
 	return aead
 }
 
-// Errors returns how many Redis calls failed since the Cache was made. It is
-// safe for concurrent use.
+// Errors returns how many Redis calls failed since the Cache was made, and
+// how many times [Cache.Listen] lost its subscription (each loss purges the
+// local cache). It is safe for concurrent use.
 func (c *Cache) Errors() int64 { return c.errs.Load() }
 
 // Rejected returns how many pub/sub messages [Cache.Listen] ignored since the

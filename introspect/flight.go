@@ -67,7 +67,7 @@ func (c *Client) flight(ctx context.Context, key [sha256.Size]byte, token string
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.timeout)
 		defer cancel()
-		if r, ok := c.lookupShared(ctx, key, token); ok { // settled there, before the answer is visible
+		if r, ok := c.lookupShared(ctx, key, token, gen); ok { // settled there, before the answer is visible
 			return r, nil
 		}
 		// Stamped with the time the request is sent, not the time the
@@ -89,7 +89,7 @@ func (c *Client) flight(ctx context.Context, key [sha256.Size]byte, token string
 // lookupShared asks the shared cache, if any, and copies a fresh answer that
 // no invalidation has overtaken into the LRU. The writer's times are not
 // trusted past this replica's own rules: see [Client.capShared].
-func (c *Client) lookupShared(ctx context.Context, key [sha256.Size]byte, token string) (*Response, bool) {
+func (c *Client) lookupShared(ctx context.Context, key [sha256.Size]byte, token string, gen uint64) (*Response, bool) {
 	if c.cfg.shared == nil {
 		return nil, false
 	}
@@ -103,7 +103,7 @@ func (c *Client) lookupShared(ctx context.Context, key [sha256.Size]byte, token 
 	if err == nil {
 		e, ok = c.capShared(r, e, now)
 	}
-	s := stamp{filled: e.Filled.UnixNano()} // gen 0: judged by the clocks
+	s := stamp{filled: e.Filled.UnixNano(), asked: gen} // gen 0: judged by the clocks
 	if err != nil || !ok || !now.Before(e.Fresh) || c.deadForStore(key, r, s) {
 		c.metrics.Lookup(ctx, telemetry.Shared, telemetry.Miss)
 		return nil, false

@@ -50,6 +50,7 @@ func (r revocation) latest() int64 { return max(r.localAt, r.remoteAt) }
 type stamp struct {
 	filled int64  // when the request was sent (Unix ns); the writer's Filled for shared entries
 	gen    uint64 // generation the request started under; 0 for shared entries
+	asked  uint64 // generation the flight started under, shared entries too: for Purge
 }
 
 // deadBy reports whether the invalidations r concern an answer stamped s.
@@ -117,7 +118,7 @@ func (c *Client) deadForStore(key [sha256.Size]byte, r *Response, s stamp) bool 
 	}
 	c.rev.mu.RLock()
 	defer c.rev.mu.RUnlock()
-	if s.gen != 0 && s.gen < c.rev.purged {
+	if asked := max(s.gen, s.asked); asked != 0 && asked < c.rev.purged {
 		return true
 	}
 	x, ok := c.rev.keys[key]

@@ -16,6 +16,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -534,4 +535,52 @@ func TestOldMessageIsRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the replay counted", func() bool { return b.shared.Rejected() == 1 })
+}
+
+// TestHugeValuesInRedisAreReadOnlyInPart: someone who can write to Redis
+// grows entries and tombstones to 32 MiB each, with one small SETRANGE
+// apiece. A lookup reads at most what a real entry can be (a little over
+// introspect.MaxResponseSize) of each, so that it allocates about a
+// megabyte, not 32; the grown entries are misses (they no longer open), and
+// a grown tombstone counts as an invalidation.
+func TestHugeValuesInRedisAreReadOnlyInPart(t *testing.T) {
+	as, keyJSON, rs := setup(t)
+	a := newReplica(t, as, keyJSON, rs, "api")
+	const n = 4
+	toks := make([]string, n)
+	for i := range toks {
+		toks[i] = as.Mint(fakeas.Token{Subject: "alice", Audience: []string{project}})
+		if a.get(toks[i]) != 200 {
+			t.Fatal("setup: token not accepted")
+		}
+	}
+	ctx := context.Background()
+	attacker := rs.client(t)
+	keys, err := attacker.Keys(ctx, rediscache.DefaultPrefix+"e:*").Result()
+	if err != nil || len(keys) != n {
+		t.Fatalf("entry keys: %d, %v", len(keys), err)
+	}
+	const size = 32 << 20
+	for _, k := range keys {
+		if err := attacker.SetRange(ctx, k, size-1, "x").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := newReplica(t, as, keyJSON, rs, "api")
+	calls := as.Calls()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for _, tok := range toks {
+		if got := b.get(tok); got != 200 {
+			t.Errorf("a token whose entry was grown: %d, want 200 from the server", got)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if got := as.Calls() - calls; got != n {
+		t.Errorf("%d introspections for %d grown entries, want each asked of the server", got, n)
+	}
+	if mb := (after.TotalAlloc - before.TotalAlloc) >> 20; mb > 4*n {
+		t.Errorf("%d lookups of 32 MiB values allocated %d MiB, want at most about a megabyte each", n, mb)
+	}
 }

@@ -205,6 +205,19 @@ type sealed struct {
 
 var miss = introspect.SharedEntry{}
 
+// Reads are bounded: whoever can write to Redis can grow any value to
+// hundreds of megabytes with one small SETRANGE, and a GET would allocate
+// all of it on every lookup. An entry is read up to maxEntrySize, more than
+// a sealed entry of the largest body the Client accepts; a tombstone or an
+// invalidation record, a decimal time, up to maxTimeSize. A value cut short
+// does not open, or does not parse, and counts as a miss or as an
+// invalidation. GETRANGE reads a missing key as "", which no value written
+// here is.
+const (
+	maxEntrySize = introspect.MaxResponseSize + 4<<10
+	maxTimeSize  = 32
+)
+
 // Lookup implements [introspect.SharedCache]. An entry is a miss when it
 // cannot be opened with the secret and token, when it was filled at or
 // before the token's tombstone, its subject's or its jti's invalidation, or
@@ -218,7 +231,7 @@ func (c *Cache) Lookup(ctx context.Context, token string) (introspect.SharedEntr
 	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range c.rings {
 			ids[i] = k.tokenID(token)
-			cmds = append(cmds, p.Get(ctx, c.entryKey(ids[i])), p.Get(ctx, c.tombstoneKey(ids[i])))
+			cmds = append(cmds, p.GetRange(ctx, c.entryKey(ids[i]), 0, maxEntrySize-1), p.GetRange(ctx, c.tombstoneKey(ids[i]), 0, maxTimeSize-1))
 		}
 		return nil
 	})
@@ -230,8 +243,8 @@ func (c *Cache) Lookup(ctx context.Context, token string) (introspect.SharedEntr
 	found := false
 	for i, k := range c.rings {
 		raw, err := cmds[2*i].Bytes()
-		if err != nil {
-			continue
+		if err != nil || len(raw) == 0 || len(raw) >= maxEntrySize {
+			continue // absent, or cut short
 		}
 		if s, err = open(k.aead(token), c.entryKey(ids[i]), raw); err == nil {
 			found = true
@@ -258,10 +271,10 @@ func (c *Cache) Lookup(ctx context.Context, token string) (introspect.SharedEntr
 		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, k := range c.rings {
 				if r.Subject != "" {
-					revs = append(revs, p.Get(ctx, c.subjectKey(k, r.Subject)))
+					revs = append(revs, p.GetRange(ctx, c.subjectKey(k, r.Subject), 0, maxTimeSize-1))
 				}
 				if r.JWTID != "" {
-					revs = append(revs, p.Get(ctx, c.tokenIDKey(k, r.JWTID)))
+					revs = append(revs, p.GetRange(ctx, c.tokenIDKey(k, r.JWTID), 0, maxTimeSize-1))
 				}
 			}
 			return nil
@@ -282,10 +295,11 @@ func (c *Cache) Lookup(ctx context.Context, token string) (introspect.SharedEntr
 }
 
 // before reports whether the invalidation time that cmd read, if any, lies
-// before filled. A value that is not a time counts as an invalidation.
+// before filled. A value that is not a time (one cut short included) counts
+// as an invalidation; "" is no value (GETRANGE of a missing key).
 func (c *Cache) before(cmd *redis.StringCmd, filled int64) bool {
 	v, err := cmd.Result()
-	if errors.Is(err, redis.Nil) {
+	if errors.Is(err, redis.Nil) || (err == nil && v == "") {
 		return true
 	}
 	at, err := strconv.ParseInt(v, 10, 64)
@@ -313,6 +327,9 @@ func (c *Cache) Store(ctx context.Context, token string, e introspect.SharedEntr
 		return err
 	}
 	out = aead.Seal(out, out[1:], plain, []byte(key))
+	if len(out) >= maxEntrySize {
+		return nil // too large to be read back (see maxEntrySize): not shared
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	if err := c.rdb.Set(ctx, key, out, ttl).Err(); err != nil {

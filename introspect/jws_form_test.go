@@ -12,8 +12,9 @@ import (
 )
 
 // reencodings returns tok with its signature written in other forms that
-// decode to the same bytes: padded, in the standard alphabet, and with each
-// other value of the last character's unused bits.
+// decode to the same bytes: padded, with line breaks (which base64 decoders
+// skip), in the standard alphabet, and with each other value of the last
+// character's unused bits.
 func reencodings(t *testing.T, tok string) []string {
 	t.Helper()
 	i := strings.LastIndexByte(tok, '.')
@@ -21,7 +22,7 @@ func reencodings(t *testing.T, tok string) []string {
 	if len(sig)%4 == 0 {
 		t.Fatalf("signature of %d characters has no unused bits", len(sig))
 	}
-	out := []string{head + sig + "=", head + sig + "=="}
+	out := []string{head + sig + "=", head + sig + "==", head + sig[:1] + "\n" + sig[1:], head + sig[:5] + "\r\n" + sig[5:]}
 	if std := strings.NewReplacer("-", "+", "_", "/").Replace(sig); std != sig {
 		out = append(out, head+std)
 	}

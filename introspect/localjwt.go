@@ -298,8 +298,8 @@ const maxJWSHeader = 4 << 10
 // the signature covers their encoded form.
 func parseJWS(token string) (jwsHeader, bool) {
 	head, rest, ok := strings.Cut(token, ".")
-	if !ok || strings.Count(rest, ".") != 1 || len(head) > maxJWSHeader || head == "" {
-		return jwsHeader{}, false
+	if !ok || strings.Count(rest, ".") != 1 || len(head) > maxJWSHeader || head == "" || strings.ContainsAny(token, "\r\n") {
+		return jwsHeader{}, false // base64 decoders skip CR and LF: more forms of one JWT
 	}
 	if _, err := base64.RawURLEncoding.Strict().DecodeString(rest[strings.IndexByte(rest, '.')+1:]); err != nil {
 		return jwsHeader{}, false

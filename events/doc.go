@@ -32,8 +32,11 @@
 //	oidc_session.access_token.revoked,        oidc_session  none             invalidates the session's user, if known
 //	  .refresh_token.revoked (ends the access token too)
 //	session.terminated                        session       triggerOrigin    invalidates the session's user, if known
-//	project.deactivated, project.removed,     project, org  none             names no user: see below
-//	  org.deactivated, org.removed
+//	project.deactivated, project.removed,     project, org, none or appId    names no user: see below
+//	  org.deactivated, org.removed,           instance
+//	  project.application.deactivated,
+//	  project.application.removed,
+//	  instance.removed
 //	user.grant.added                          usergrant     userId, ...      remembers the grant's user
 //	oidc_session.added                        oidc_session  userID,          remembers the sessions' user
 //	                                                        sessionID, ...
@@ -65,8 +68,9 @@
 // event reached another replica, is passed to the function given with
 // [WithResolver], which can look the grant or session up with ZITADEL's API.
 //
-// Project and org deactivation or removal name no user either, and nothing
-// is cached by project or org. Removing a project or a project grant
+// Project, application, org and instance deactivation or removal name no
+// user either (ZITADEL ends the tokens of an application with its
+// deactivation or removal), and nothing is cached by project or org. Removing a project or a project grant
 // also sends user.grant.cascade.removed for the user grants it takes
 // along (ZITADEL's RemoveProject and RemoveProjectGrant commands), handled
 // as above. For the rest give [WithResolver] a function that does what fits, e.g. call

@@ -94,6 +94,8 @@ var kinds = map[string]int{
 	"session.terminated":                 endsSession,
 	"project.deactivated":                endsUnscoped, "project.removed": endsUnscoped,
 	"org.deactivated": endsUnscoped, "org.removed": endsUnscoped,
+	"project.application.deactivated": endsUnscoped, "project.application.removed": endsUnscoped,
+	"instance.removed":   endsUnscoped,
 	"user.grant.added":   learnsGrant,
 	"oidc_session.added": learnsSessions,
 }

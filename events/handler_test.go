@@ -153,6 +153,12 @@ func TestHandlerEvents(t *testing.T) {
 		{"org.deactivated: no user", nil, ev("org.deactivated", "org", "o1", "{}"), "", false, nil, 200, nil},
 		{"org.removed: no user", nil, ev("org.removed", "org", "o1", ""), "", false, nil, 200, nil},
 		{"org.removed, resolver acts itself", nil, ev("org.removed", "org", "o1", ""), "", false, resolveTo("", nil), 200, nil},
+		// ZITADEL ends the tokens of an application, and of a whole
+		// instance, with these (its token projection); they name no user.
+		{"project.application.deactivated: the resolver", nil, ev("project.application.deactivated", "project", "p1", `{"appId":"a1"}`), "", false, resolveTo("u7", nil), 200, []string{"subject:u7"}},
+		{"project.application.removed: the resolver", nil, ev("project.application.removed", "project", "p1", `{"appId":"a1","name":"api"}`), "", false, resolveTo("u7", nil), 200, []string{"subject:u7"}},
+		{"instance.removed: the resolver", nil, ev("instance.removed", "instance", "i1", ""), "", false, resolveTo("u7", nil), 200, []string{"subject:u7"}},
+		{"project.application.removed: no user", nil, ev("project.application.removed", "project", "p1", `{"appId":"a1"}`), "", false, nil, 200, nil},
 		{"event that ends no access", nil, ev("user.human.added", "user", "u3", `{"userName":"x"}`), "", false, resolveTo("", errors.New("must not be called")), 200, nil},
 		{"made-up event type", nil, ev("user.personal.access.token.removed", "user", "u1", `{"tokenId":"t1"}`), "", false, nil, 200, nil},
 

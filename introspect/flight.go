@@ -78,6 +78,9 @@ func (c *Client) flight(ctx context.Context, key [sha256.Size]byte, token string
 			c.unsettled(ctx, key)
 			return nil, err
 		}
+		if !r.Active { // streams open on the token end, whether or not this answer may be cached
+			c.notify(watchKey{key: key}, false, 0)
+		}
 		// The token's record first: once the answer is visible in the
 		// cache, the token must already count as one the server decides.
 		c.settled(ctx, key, token, r)

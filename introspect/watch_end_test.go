@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,6 +107,52 @@ func TestWatchersEndOnAnInactiveAnswer(t *testing.T) {
 	clk.Advance(introspect.DefaultMaxTTL + time.Second)
 	if _, err := c.Introspect(ctx, tok); !errors.Is(err, introspect.ErrInactive) {
 		t.Fatalf("after the max TTL: %v, want inactive", err)
+	}
+	select {
+	case <-invalidated:
+	case <-time.After(5 * time.Second):
+		t.Error("the server answered inactive for the token, and the stream watching it still runs")
+	}
+}
+
+// TestWatchersEndOnAnInactiveAnswerThatIsNotCached: an inactive answer
+// that may not be cached (its request was in the air during a Purge) still
+// ends the streams open on the token: the server no longer accepts it,
+// whichever request asked.
+func TestWatchersEndOnAnInactiveAnswerThatIsNotCached(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if n.Add(1) == 1 {
+			<-release // the first request answers last: the token was revoked meanwhile
+			_, _ = io.WriteString(w, `{"active":false}`)
+			return
+		}
+		fmt.Fprintf(w, `{"active":true,"sub":"alice","aud":["%s"],"exp":%d}`, project, time.Now().Add(time.Hour).Unix())
+	}))
+	t.Cleanup(srv.Close)
+	c, err := introspect.New(srv.URL+"/introspect", clientauth.ClientSecretBasic{ClientID: "api", Secret: "s"},
+		introspect.WithRetries(0, 0), introspect.WithCircuitBreaker(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := context.Background()
+	first := make(chan error, 1)
+	go func() { _, err := c.Introspect(ctx, "tok"); first <- err }()
+	eventually(t, "the first request at the server", func() bool { return n.Load() == 1 })
+	c.Purge() // the first request's answer may no longer be cached
+	r, err := c.Introspect(ctx, "tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	invalidated, stop := c.Watch("tok", r)
+	defer stop()
+	close(release)
+	if err := <-first; !errors.Is(err, introspect.ErrInactive) {
+		t.Fatalf("the first request: %v, want inactive", err)
 	}
 	select {
 	case <-invalidated:

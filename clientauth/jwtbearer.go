@@ -16,6 +16,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/client"
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/tokenguard/tokenguard/internal/loopback"
 )
 
 // GrantTypeJWTBearer is the grant_type of the JWT bearer authorization grant
@@ -194,8 +196,27 @@ func (j *JWTBearer) tokenURL(ctx context.Context) (string, error) {
 	if doc.TokenEndpoint == "" {
 		return "", fmt.Errorf("clientauth: %s has no token_endpoint in its discovery document", j.Issuer)
 	}
+	if err := checkTokenEndpoint(doc.TokenEndpoint, j.Issuer); err != nil {
+		return "", err
+	}
 	j.discovered = doc.TokenEndpoint
 	return j.discovered, nil
+}
+
+// checkTokenEndpoint refuses a discovered token endpoint that would carry
+// the signed assertion, and the access token back, in clear text where the
+// issuer does not: plain http on a host that is not loopback, for an https
+// issuer. (ZITADEL names http endpoints when it runs behind a TLS proxy
+// with ExternalSecure off.) A TokenURL set by the caller is not checked.
+func checkTokenEndpoint(endpoint, issuer string) error {
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("clientauth: the discovered token endpoint %q is not an absolute http(s) URL", endpoint)
+	}
+	if iss, err := url.Parse(issuer); u.Scheme == "http" && !loopback.Host(u.Hostname()) && (err != nil || iss.Scheme != "http") {
+		return fmt.Errorf("clientauth: the discovery document of %s names the token endpoint %q, plain http on a host that is not loopback, and the token request carries the service user's signed assertion: have the server publish https endpoints (ZITADEL: ExternalSecure), or set JWTBearer.TokenURL", issuer, u.Redacted())
+	}
+	return nil
 }
 
 // TokenSource returns a source of access tokens whose token requests use

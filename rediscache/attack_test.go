@@ -584,3 +584,34 @@ func TestHugeValuesInRedisAreReadOnlyInPart(t *testing.T) {
 		t.Errorf("%d lookups of 32 MiB values allocated %d MiB, want at most about a megabyte each", n, mb)
 	}
 }
+
+// TestLargestBodiesAreShared: an entry with a body of the largest size the
+// Client accepts is stored and read back whole, also when the body is full
+// of the characters encoding/json would escape for HTML (<, >, &: six bytes
+// each), which must not push it past what a lookup reads.
+func TestLargestBodiesAreShared(t *testing.T) {
+	rs := startRedis(t)
+	c, err := rediscache.New(rs.client(t), "api", testSecret, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for name, fill := range map[string]string{"plain": "x", "html characters": "<&>"} {
+		head := fmt.Sprintf(`{"active":true,"sub":"alice","exp":%d,"note":"`, time.Now().Add(time.Hour).Unix())
+		pad := introspect.MaxResponseSize - len(head) - len(`"}`)
+		body := head + strings.Repeat(fill, pad/len(fill)+1)[:pad] + `"}`
+		if len(body) != introspect.MaxResponseSize {
+			t.Fatalf("body of %d bytes", len(body))
+		}
+		tok := "tok-" + name
+		now := time.Now()
+		e := introspect.SharedEntry{Body: []byte(body), Filled: now, Fresh: now.Add(time.Minute), Expires: now.Add(time.Minute)}
+		if err := c.Store(ctx, tok, e); err != nil {
+			t.Fatalf("%s: Store: %v", name, err)
+		}
+		got, ok, err := c.Lookup(ctx, tok)
+		if err != nil || !ok || string(got.Body) != body {
+			t.Errorf("%s: Lookup = %d bytes, %v, %v; want the %d-byte body back", name, len(got.Body), ok, err, len(body))
+		}
+	}
+}

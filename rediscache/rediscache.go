@@ -1,6 +1,7 @@
 package rediscache
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -316,10 +317,13 @@ func (c *Cache) Store(ctx context.Context, token string, e introspect.SharedEntr
 	}
 	k := c.rings[0]
 	key := c.entryKey(k.tokenID(token))
-	plain, err := json.Marshal(sealed{Filled: e.Filled.UnixNano(), Fresh: e.Fresh.UnixNano(), Expires: e.Expires.UnixNano(), Body: e.Body})
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // <, > and & as they are: six bytes each would grow a large body past maxEntrySize
+	if err := enc.Encode(sealed{Filled: e.Filled.UnixNano(), Fresh: e.Fresh.UnixNano(), Expires: e.Expires.UnixNano(), Body: e.Body}); err != nil {
 		return err
 	}
+	plain := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	aead := k.aead(token)
 	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(plain)+aead.Overhead())
 	out[0] = sealVersion

@@ -591,7 +591,9 @@ func TestHugeValuesInRedisAreReadOnlyInPart(t *testing.T) {
 // each), which must not push it past what a lookup reads.
 func TestLargestBodiesAreShared(t *testing.T) {
 	rs := startRedis(t)
-	c, err := rediscache.New(rs.client(t), "api", testSecret, quiet)
+	// A megabyte a lookup, decoded, can take longer than the 50 ms default
+	// on a loaded machine under the race detector: this test is about size.
+	c, err := rediscache.New(rs.client(t), "api", testSecret, quiet, rediscache.WithTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -357,7 +357,9 @@ func (c *Client) Watch(token string, r *Response) (invalidated <-chan struct{}, 
 	return w.ch, func() { c.unwatch(w) }
 }
 
-func (c *Client) unwatch(w *watcher) {
+// unwatch forgets w, and reports whether this call did (a watcher stopped
+// and told at once is forgotten by one of the two).
+func (c *Client) unwatch(w *watcher) bool {
 	rv := &c.rev
 	rv.watchMu.Lock()
 	defer rv.watchMu.Unlock()
@@ -376,6 +378,7 @@ func (c *Client) unwatch(w *watcher) {
 	if removed {
 		rv.watching--
 	}
+	return removed
 }
 
 // notify closes the channels of the watchers of k (of all, for a purge) and
@@ -404,7 +407,8 @@ func (c *Client) notify(k watchKey, remote bool, at int64) {
 	}
 	rv.watchMu.Unlock()
 	for _, w := range hit {
-		c.unwatch(w)
-		w.once.Do(func() { close(w.ch) })
+		if c.unwatch(w) { // else stopped meanwhile: a stopped watcher is never told
+			w.once.Do(func() { close(w.ch) })
+		}
 	}
 }

@@ -186,15 +186,35 @@ func TestWatch(t *testing.T) {
 		stop() // stop twice is harmless
 	}
 
-	// A stopped watcher is never told, and concurrent use is safe.
+	// A stopped watcher is never told. (Each goroutine checks only after
+	// all have stopped: an invalidation by another goroutine between one's
+	// Watch and its stop rightly tells it.)
 	var wg sync.WaitGroup
-	for range 50 {
+	chans := make([]<-chan struct{}, 50)
+	for i := range chans {
 		wg.Go(func() {
 			ch, stop := c.Watch(tok, r)
 			stop()
+			chans[i] = ch
+		})
+	}
+	wg.Wait()
+	c.InvalidateSubject("alice")
+	for _, ch := range chans {
+		if closed(ch) {
+			t.Fatal("a stopped watcher was told")
+		}
+	}
+	// Watchers, stops and invalidations at once are safe (-race).
+	for range 50 {
+		wg.Go(func() {
+			ch, stop := c.Watch(tok, r)
 			c.InvalidateSubject("alice")
-			if closed(ch) {
-				t.Error("a stopped watcher was told")
+			stop()
+			select { // told by this invalidation, or by another goroutine's that may still be closing it
+			case <-ch:
+			case <-time.After(5 * time.Second):
+				t.Error("a watcher not yet stopped was not told of its subject's invalidation")
 			}
 		})
 	}

@@ -314,39 +314,3 @@ func BenchmarkStream(b *testing.B) {
 		})
 	}
 }
-
-// TestRedecidedWatchIgnoresTheInvalidationItFollows: a decision invalidated
-// between the check and the watch, and made again (the server still accepts
-// the token), is watched from the new decision's time: the report of that
-// same invalidation arriving later (as a replica hears its own published
-// invalidation back through Redis) does not end the stream, and a later
-// invalidation does.
-func TestRedecidedWatchIgnoresTheInvalidationItFollows(t *testing.T) {
-	t.Parallel()
-	s := newStack(t, project)
-	tok := s.mint(fakeas.Token{Subject: "echo"})
-	ctx, err := s.mw.Check(context.Background(), tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.client.InvalidateSubject("echo") // in the window between check and watch, here
-	at := time.Now()                   // about when it was made
-	time.Sleep(2 * time.Millisecond)   // the decision made again is filled after it
-	wctx, cancel := s.mw.Watch(ctx)
-	defer cancel()
-	if wctx.Err() != nil {
-		t.Fatalf("Watch after an invalidation that the server overrules: done (%v)", context.Cause(wctx))
-	}
-	s.client.InvalidateSubjectAt("echo", at) // the same invalidation, reported back by the shared cache
-	select {
-	case <-wctx.Done():
-		t.Fatalf("the report of the invalidation the decision was made after ended the stream: %v", context.Cause(wctx))
-	case <-time.After(100 * time.Millisecond):
-	}
-	s.client.InvalidateSubjectAt("echo", time.Now()) // a later one
-	select {
-	case <-wctx.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("a later invalidation did not end the stream")
-	}
-}

@@ -86,22 +86,8 @@ func (m *Middleware) watch(ctx context.Context, reqs []Requirement) (context.Con
 	}
 	if w, ok := m.in.(invalidationWatcher); ok && c.token != "" && c.resp != nil && wctx.Err() == nil {
 		invalidated, stop := w.Watch(c.token, c.resp)
-		switch again, err := m.stillAccepted(wctx, c, reqs); {
-		case err != nil:
+		if err := m.stillAccepted(wctx, c, reqs); err != nil {
 			cancel(err)
-		case again != nil:
-			// Made again: watch the new decision, whose time spares it
-			// later reports of the invalidation it already follows. The
-			// first watcher stops only once the second runs, and if it was
-			// told meanwhile, the new decision may be stale: it ends.
-			inv2, stop2 := w.Watch(c.token, again)
-			select {
-			case <-invalidated:
-				cancel(m.invalid(ErrRevoked, "token is no longer accepted; authenticate again"))
-			default:
-			}
-			stop()
-			invalidated, stop = inv2, stop2
 		}
 		go func() {
 			select {
@@ -124,27 +110,21 @@ func (m *Middleware) watch(ctx context.Context, reqs []Requirement) (context.Con
 // start, once the watcher runs: an invalidation in it dropped or replaced
 // the cached result, so unless the cache still holds the result decided on,
 // the token is decided on again (from the cache, or the server). It
-// returns the result of that new decision (nil if none was needed), or why
-// the request must end. A server that cannot answer
+// returns why the request must end, or nil. A server that cannot answer
 // ends it too (503): the decision it was opened on may have been
 // invalidated, and outages fail closed.
-func (m *Middleware) stillAccepted(ctx context.Context, c *Claims, reqs []Requirement) (again *introspect.Response, _ *Error) {
+func (m *Middleware) stillAccepted(ctx context.Context, c *Claims, reqs []Requirement) *Error {
 	ci := m.cached
 	if ci == nil {
-		return nil, nil
+		return nil
 	}
 	if r, hit := ci.Cached(ctx, c.token); hit && r == c.resp {
-		return nil, nil
+		return nil
 	}
 	r, _ := RequestFromContext(ctx)
-	cc, err := m.check(ctx, r, c.token, reqs)
-	switch {
-	case err != nil && err.StatusCode != http.StatusServiceUnavailable:
-		return nil, m.invalid(ErrRevoked, "token is no longer accepted; authenticate again")
-	case err != nil:
-		return nil, err
-	case cc == nil:
-		return nil, nil
+	_, err := m.check(ctx, r, c.token, reqs)
+	if err != nil && err.StatusCode != http.StatusServiceUnavailable {
+		return m.invalid(ErrRevoked, "token is no longer accepted; authenticate again")
 	}
-	return cc.claims.resp, nil
+	return err
 }

@@ -205,15 +205,15 @@ func (j *JWTBearer) tokenURL(ctx context.Context) (string, error) {
 
 // checkTokenEndpoint refuses a discovered token endpoint that would carry
 // the signed assertion, and the access token back, in clear text where the
-// issuer does not: plain http on a host that is not loopback, for an https
-// issuer. (ZITADEL names http endpoints when it runs behind a TLS proxy
+// issuer does not: plain http on a host that is not loopback, unless the
+// issuer is itself plain http on a host that is not loopback. (ZITADEL names http endpoints when it runs behind a TLS proxy
 // with ExternalSecure off.) A TokenURL set by the caller is not checked.
 func checkTokenEndpoint(endpoint, issuer string) error {
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("clientauth: the discovered token endpoint %q is not an absolute http(s) URL", endpoint)
 	}
-	if iss, err := url.Parse(issuer); u.Scheme == "http" && !loopback.Host(u.Hostname()) && (err != nil || iss.Scheme != "http") {
+	if iss, err := url.Parse(issuer); u.Scheme == "http" && !loopback.Host(u.Hostname()) && (err != nil || iss.Scheme != "http" || loopback.Host(iss.Hostname())) {
 		return fmt.Errorf("clientauth: the discovery document of %s names the token endpoint %q, plain http on a host that is not loopback, and the token request carries the service user's signed assertion: have the server publish https endpoints (ZITADEL: ExternalSecure), or set JWTBearer.TokenURL", issuer, u.Redacted())
 	}
 	return nil

@@ -111,6 +111,7 @@ func TestCheckTokenEndpoint(t *testing.T) {
 		{"http://localhost:8080/oauth/v2/token", "https://zitadel.example.com", true},
 		{"http://zitadel.example.com/oauth/v2/token", "https://zitadel.example.com", false},
 		{"http://zitadel.internal:8080/oauth/v2/token", "http://zitadel.internal:8080", true}, // the caller chose plain http
+		{"http://zitadel.corp:8080/oauth/v2/token", "http://localhost:8080", false},           // plain http on loopback only
 		{"HTTP://zitadel.example.com/oauth/v2/token", "https://zitadel.example.com", false},
 		{"ftp://zitadel.example.com/token", "https://zitadel.example.com", false},
 		{"/oauth/v2/token", "https://zitadel.example.com", false},

@@ -78,11 +78,10 @@ func (c *Client) flight(ctx context.Context, key [sha256.Size]byte, token string
 			c.unsettled(ctx, key)
 			return nil, err
 		}
-		if !r.Active { // streams open on the token end, whether or not this answer may be cached
-			c.notify(watchKey{key: key}, false, 0)
-		}
-		// The token's record first: once the answer is visible in the
-		// cache, the token must already count as one the server decides.
+		// The token's record first (and an inactive answer ends its
+		// streams, whether or not it may be cached): once the answer is
+		// visible in the cache, the token must already count as one the
+		// server decides.
 		c.settled(ctx, key, token, r)
 		c.store(ctx, key, token, r, s)
 		return r, nil
@@ -202,8 +201,7 @@ func (c *Client) store(ctx context.Context, key [sha256.Size]byte, token string,
 func (c *Client) storeLocal(ctx context.Context, key [sha256.Size]byte, r *Response, e SharedEntry, s stamp) {
 	var evicted bool
 	if !r.Active {
-		c.cache.Remove(key)                    // a stale active entry must not outlive the news,
-		c.notify(watchKey{key: key}, false, 0) // nor the streams open on it
+		c.cache.Remove(key) // a stale active entry must not outlive the news
 		if c.neg != nil {
 			evicted = c.neg.Add(key, struct{}{}, e.Expires)
 			if c.deadForStore(key, r, s) {

@@ -440,10 +440,15 @@ func (c *Client) touched(key [sha256.Size]byte, r *Response, now time.Time) bool
 }
 
 // settled records the server's answer r about the token with this key
-// (from a flight: a confirmation, or a request-path introspection): from
-// then on the token is decided by the server until its exp. An inactive
-// answer ends the streams that watch a local decision about it.
+// (from a flight: a confirmation, a request-path introspection, or the
+// shared cache). An inactive answer ends the streams that watch the token,
+// whether or not the answer may be cached, and whether they were opened on
+// the server's answer or on a local decision. With WithLocalJWT, the token
+// is from then on decided by the server until its exp.
 func (c *Client) settled(ctx context.Context, key [sha256.Size]byte, token string, r *Response) {
+	if !r.Active {
+		c.notify(watchKey{key: key}, false, 0)
+	}
 	l := c.local
 	if l == nil {
 		return
@@ -469,8 +474,7 @@ func (c *Client) settled(ctx context.Context, key [sha256.Size]byte, token strin
 		c.metrics.Confirmed(ctx, telemetry.Confirmed)
 		return
 	}
-	c.metrics.Confirmed(ctx, telemetry.Overruled)
-	c.notify(watchKey{key: key}, false, 0) // streams opened on the local decision end
+	c.metrics.Confirmed(ctx, telemetry.Overruled) // its streams ended above
 }
 
 // unsettled records a flight about the token with this key that got no

@@ -57,15 +57,25 @@ func newE2E(t *testing.T, newMiddleware func(t *testing.T, e *e2e) *middleware.M
 	return e
 }
 
-// withGuard protects the API with tokenguard.New, as a user would.
+// withGuard protects the API with tokenguard.New, as a user would, with a
+// max TTL of a second.
 func withGuard(t *testing.T, e *e2e) *middleware.Middleware {
+	return guardWith(t, e, introspect.WithMaxTTL(time.Second))
+}
+
+// withGuardDefaults is withGuard with the default max TTL (5 minutes): a
+// cached decision stands for the whole of a test unless something
+// invalidates it.
+func withGuardDefaults(t *testing.T, e *e2e) *middleware.Middleware { return guardWith(t, e) }
+
+func guardWith(t *testing.T, e *e2e, opts ...introspect.Option) *middleware.Middleware {
 	t.Helper()
 	keyFile := filepath.Join(t.TempDir(), "api.json")
 	if err := os.WriteFile(keyFile, e.api.KeyJSON, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	g, err := tokenguard.New(context.Background(), tokenguard.Config{Issuer: e.srv.Issuer(), KeyFile: keyFile, ProjectID: e.project.ID,
-		IntrospectOptions: []introspect.Option{introspect.WithMaxTTL(time.Second)}}, middleware.WithLogger(discard()))
+		IntrospectOptions: opts}, middleware.WithLogger(discard()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,22 +83,19 @@ func withGuard(t *testing.T, e *e2e) *middleware.Middleware {
 	return g.Middleware
 }
 
-// withGuardDefaults is withGuard with the default max TTL (5 minutes): a
-// cached decision stands for the whole of a test unless something
-// invalidates it.
-func withGuardDefaults(t *testing.T, e *e2e) *middleware.Middleware {
+// listenForEvents registers an events handler on the guard as an event
+// target of the development server, with the signing key the server gives.
+func (e *e2e) listenForEvents(t *testing.T) {
 	t.Helper()
-	keyFile := filepath.Join(t.TempDir(), "api.json")
-	if err := os.WriteFile(keyFile, e.api.KeyJSON, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	g, err := tokenguard.New(context.Background(), tokenguard.Config{Issuer: e.srv.Issuer(), KeyFile: keyFile, ProjectID: e.project.ID},
-		middleware.WithLogger(discard()))
+	hook := httptest.NewUnstartedServer(nil)
+	key := e.srv.AddEventTarget("http://" + hook.Listener.Addr().String())
+	h, err := events.NewHandler(key, e.guard, events.WithLogger(discard()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.guard = g
-	return g.Middleware
+	hook.Config.Handler = h
+	hook.Start()
+	t.Cleanup(hook.Close)
 }
 
 // rsIntrospector introspects with zitadel/oidc's own resource server client.
@@ -232,16 +239,7 @@ func TestEndToEndEventRevokesAccess(t *testing.T) {
 		t.Errorf("badly signed event: %d, want 200 from the cache (nothing changed)", rec.Code)
 	}
 
-	// Now a target with the right key.
-	goodHook := httptest.NewUnstartedServer(nil)
-	key := e.srv.AddEventTarget("http://" + goodHook.Listener.Addr().String())
-	good, err := events.NewHandler(key, e.guard, events.WithLogger(discard()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	goodHook.Config.Handler = good
-	goodHook.Start()
-	t.Cleanup(goodHook.Close)
+	e.listenForEvents(t) // now a target with the right key
 	if err := e.srv.LockUser(e.reader.UserID, true); err != nil {
 		t.Fatal(err)
 	}
@@ -269,15 +267,7 @@ func TestEndToEndEventRevokesAccess(t *testing.T) {
 func TestEndToEndGrantEventsRevokeRoles(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t, withGuardDefaults)
-	hook := httptest.NewUnstartedServer(nil)
-	key := e.srv.AddEventTarget("http://" + hook.Listener.Addr().String())
-	h, err := events.NewHandler(key, e.guard, events.WithLogger(discard()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hook.Config.Handler = h
-	hook.Start()
-	t.Cleanup(hook.Close)
+	e.listenForEvents(t)
 
 	// bob's and carol's grants are added while the webhook listens.
 	bob, err := e.srv.CreateServiceUser("bob", devserver.Grant{ProjectID: e.project.ID, Roles: []string{"admin"}})
